@@ -1,0 +1,1 @@
+//! `gold-aggregate`: coming in its own issue.

@@ -1,0 +1,293 @@
+//! The one YAML configuration all three workers read: where data lives and
+//! every setting of the metrics contract, with their defaults in one place.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{LakeError, Result};
+
+/// Environment variables that override the locations of a config file, so one
+/// file can serve a laptop, CI and production.
+pub const ENV_LANDING_URL: &str = "STREAMREEL_LANDING_URL";
+pub const ENV_LAKE_URL: &str = "STREAMREEL_LAKE_URL";
+pub const ENV_METADATA_URL: &str = "STREAMREEL_METADATA_URL";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where players' events land: a local directory or `s3://bucket/prefix`.
+    pub landing_url: String,
+    /// Root of the Delta tables (tables.md): a local directory or `s3://…`.
+    pub lake_url: String,
+    /// The video metadata CSV.
+    pub metadata_url: String,
+    pub bronze: BronzeSettings,
+    pub silver: SilverSettings,
+    pub metrics: MetricSettings,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BronzeSettings {
+    /// A longer line is rejected (`line_too_long`) without being parsed.
+    pub max_line_bytes: usize,
+    /// How far past the end of its landing hour an event may be stamped
+    /// (client clocks run ahead) before it is rejected as absurd.
+    pub future_allowance_seconds: i64,
+    /// The run fails (after writing everything) when rejected records pass
+    /// this share of all records.
+    pub max_reject_ratio: f64,
+    /// Objects parsed at once; 0 means one per core.
+    pub parallelism: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SilverSettings {
+    /// Name of the environment variable holding the key of the IP hash; the
+    /// key itself never sits in a file.
+    pub ip_hash_key_env: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricSettings {
+    pub session_timeout_seconds: f64,
+    pub max_playback_rate: f64,
+    pub jump_tolerance_seconds: f64,
+    pub completion_threshold: f64,
+    pub engagement_weights: EngagementWeights,
+    pub engagement_tiers: EngagementTiers,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngagementWeights {
+    pub unique: f64,
+    pub reach: f64,
+    pub completed: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngagementTiers {
+    pub high: f64,
+    pub medium: f64,
+    pub low: f64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            landing_url: "data/landing".into(),
+            lake_url: "data/lake".into(),
+            metadata_url: "metadata/video_metadata.csv".into(),
+            bronze: BronzeSettings::default(),
+            silver: SilverSettings::default(),
+            metrics: MetricSettings::default(),
+        }
+    }
+}
+
+impl Default for BronzeSettings {
+    fn default() -> Self {
+        BronzeSettings {
+            max_line_bytes: 64 * 1024,
+            future_allowance_seconds: 86_400,
+            max_reject_ratio: 0.05,
+            parallelism: 0,
+        }
+    }
+}
+
+impl Default for SilverSettings {
+    fn default() -> Self {
+        SilverSettings {
+            ip_hash_key_env: "STREAMREEL_IP_HASH_KEY".into(),
+        }
+    }
+}
+
+impl Default for MetricSettings {
+    fn default() -> Self {
+        MetricSettings {
+            session_timeout_seconds: 1800.0,
+            max_playback_rate: 2.0,
+            jump_tolerance_seconds: 2.0,
+            completion_threshold: 0.95,
+            engagement_weights: EngagementWeights::default(),
+            engagement_tiers: EngagementTiers::default(),
+        }
+    }
+}
+
+impl Default for EngagementWeights {
+    fn default() -> Self {
+        EngagementWeights {
+            unique: 0.6,
+            reach: 0.3,
+            completed: 0.1,
+        }
+    }
+}
+
+impl Default for EngagementTiers {
+    fn default() -> Self {
+        EngagementTiers {
+            high: 75.0,
+            medium: 50.0,
+            low: 25.0,
+        }
+    }
+}
+
+impl Config {
+    /// Reads a config file, applies the environment overrides, and resolves
+    /// relative local paths against the file's own directory (so a worker
+    /// started from any working directory finds the same data).
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path).map_err(|source| LakeError::ConfigRead {
+            path: path.to_owned(),
+            source,
+        })?;
+        let base = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        Config::from_yaml(&text, &base, |name| std::env::var(name).ok()).map_err(|e| match e {
+            LakeError::ConfigParse { source, .. } => LakeError::ConfigParse {
+                path: path.to_owned(),
+                source,
+            },
+            other => other,
+        })
+    }
+
+    /// Parses YAML text; `env` looks up the override variables.
+    pub fn from_yaml(
+        text: &str,
+        base_dir: &Path,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config> {
+        let mut config: Config = if text.trim().is_empty() {
+            Config::default()
+        } else {
+            serde_yaml::from_str(text).map_err(|source| LakeError::ConfigParse {
+                path: PathBuf::new(),
+                source,
+            })?
+        };
+        for (name, field) in [
+            (ENV_LANDING_URL, &mut config.landing_url),
+            (ENV_LAKE_URL, &mut config.lake_url),
+            (ENV_METADATA_URL, &mut config.metadata_url),
+        ] {
+            if let Some(value) = env(name).filter(|v| !v.is_empty()) {
+                *field = value;
+            }
+            *field = resolve_location(field, base_dir);
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<()> {
+        let m = &self.metrics;
+        let checks = [
+            (m.session_timeout_seconds > 0.0, "metrics.session_timeout_seconds must be > 0"),
+            (m.max_playback_rate >= 1.0, "metrics.max_playback_rate must be >= 1"),
+            (m.jump_tolerance_seconds >= 0.0, "metrics.jump_tolerance_seconds must be >= 0"),
+            (
+                m.completion_threshold > 0.0 && m.completion_threshold <= 1.0,
+                "metrics.completion_threshold must be in (0, 1]",
+            ),
+            (
+                m.engagement_tiers.high >= m.engagement_tiers.medium
+                    && m.engagement_tiers.medium >= m.engagement_tiers.low,
+                "metrics.engagement_tiers must satisfy high >= medium >= low",
+            ),
+            (self.bronze.max_line_bytes > 0, "bronze.max_line_bytes must be > 0"),
+            (
+                (0.0..=1.0).contains(&self.bronze.max_reject_ratio),
+                "bronze.max_reject_ratio must be in [0, 1]",
+            ),
+        ];
+        match checks.iter().find(|(ok, _)| !ok) {
+            Some((_, message)) => Err(LakeError::ConfigInvalid((*message).to_string())),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A URL with a scheme is kept; a relative local path is anchored at `base`.
+fn resolve_location(location: &str, base: &Path) -> String {
+    if location.contains("://") {
+        return location.to_string();
+    }
+    let path = Path::new(location);
+    if path.is_absolute() {
+        location.to_string()
+    } else {
+        base.join(path).to_string_lossy().into_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn empty_file_gives_the_defaults_of_metrics_md() {
+        let config = Config::from_yaml("", Path::new("/etc/sr"), no_env).unwrap();
+        assert_eq!(config.metrics.session_timeout_seconds, 1800.0);
+        assert_eq!(config.metrics.max_playback_rate, 2.0);
+        assert_eq!(config.metrics.jump_tolerance_seconds, 2.0);
+        assert_eq!(config.metrics.completion_threshold, 0.95);
+        assert_eq!(config.metrics.engagement_weights.unique, 0.6);
+        assert_eq!(config.metrics.engagement_tiers.low, 25.0);
+        assert_eq!(config.lake_url, "/etc/sr/data/lake");
+    }
+
+    #[test]
+    fn unknown_key_is_an_error_that_names_it() {
+        let err = Config::from_yaml("metrics:\n  session_timout_seconds: 5\n", Path::new("."), no_env)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("session_timout_seconds"), "{err}");
+    }
+
+    #[test]
+    fn environment_overrides_locations_and_urls_are_kept() {
+        let env = |name: &str| (name == ENV_LAKE_URL).then(|| "s3://bucket/lake".to_string());
+        let config = Config::from_yaml("lake_url: /tmp/x\nlanding_url: in\n", Path::new("/base"), env)
+            .unwrap();
+        assert_eq!(config.lake_url, "s3://bucket/lake");
+        assert_eq!(config.landing_url, "/base/in");
+    }
+
+    #[test]
+    fn partial_sections_keep_their_other_defaults() {
+        let config = Config::from_yaml(
+            "metrics:\n  session_timeout_seconds: 600\n  engagement_weights: {unique: 0.5}\n",
+            Path::new("."),
+            no_env,
+        )
+        .unwrap();
+        assert_eq!(config.metrics.session_timeout_seconds, 600.0);
+        assert_eq!(config.metrics.max_playback_rate, 2.0);
+        assert_eq!(config.metrics.engagement_weights.unique, 0.5);
+        assert_eq!(config.metrics.engagement_weights.reach, 0.3);
+    }
+
+    #[test]
+    fn inconsistent_settings_are_refused() {
+        let err = Config::from_yaml("metrics:\n  completion_threshold: 1.5\n", Path::new("."), no_env)
+            .unwrap_err();
+        assert!(err.to_string().contains("completion_threshold"));
+    }
+}

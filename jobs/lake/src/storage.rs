@@ -1,0 +1,171 @@
+//! Storage locations: a local directory (the embedded default) or
+//! `s3://bucket/prefix`, with credentials from the standard AWS environment.
+
+use std::collections::HashMap;
+use std::path::Path as FsPath;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use object_store::aws::AmazonS3Builder;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
+use url::Url;
+
+use crate::error::{LakeError, Result};
+
+/// AWS variables handed to the object stores; read from the environment at
+/// run time, never from a file, and never logged.
+const AWS_ENV_KEYS: &[&str] = &[
+    "AWS_ENDPOINT_URL",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_ALLOW_HTTP",
+    "AWS_VIRTUAL_HOSTED_STYLE_REQUEST",
+];
+
+/// A directory-like place in a local file system or an S3 bucket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    url: Url,
+}
+
+impl Location {
+    /// `s3://bucket/prefix`, `file:///abs/dir`, or a local path.
+    pub fn parse(text: &str) -> Result<Location> {
+        let bad = |reason: &str| LakeError::Url {
+            url: text.to_string(),
+            reason: reason.to_string(),
+        };
+        let mut url = if text.contains("://") {
+            let url = Url::parse(text).map_err(|e| bad(&e.to_string()))?;
+            match url.scheme() {
+                "s3" | "s3a" if url.host_str().is_some_and(|h| !h.is_empty()) => url,
+                "file" => url,
+                "s3" | "s3a" => return Err(bad("an S3 URL needs a bucket: s3://bucket/prefix")),
+                other => return Err(bad(&format!("unsupported scheme {other:?} (use s3:// or a local path)"))),
+            }
+        } else {
+            let path = std::path::absolute(FsPath::new(text)).map_err(|e| bad(&e.to_string()))?;
+            Url::from_directory_path(&path).map_err(|_| bad("not a usable local path"))?
+        };
+        if url.scheme() == "s3a" {
+            url = Url::parse(&url.as_str().replacen("s3a://", "s3://", 1)).map_err(|e| bad(&e.to_string()))?;
+        }
+        if !url.path().ends_with('/') {
+            let path = format!("{}/", url.path());
+            url.set_path(&path);
+        }
+        Ok(Location { url })
+    }
+
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+
+    pub fn is_local(&self) -> bool {
+        self.url.scheme() == "file"
+    }
+
+    /// A location below this one (`lake.join("bronze/events")`).
+    pub fn join(&self, relative: &str) -> Location {
+        let relative = relative.trim_matches('/');
+        let url = self
+            .url
+            .join(&format!("{relative}/"))
+            .expect("a relative path always joins");
+        Location { url }
+    }
+
+    /// The local directory, for a `file://` location.
+    pub fn local_path(&self) -> Option<std::path::PathBuf> {
+        self.is_local().then(|| self.url.to_file_path().ok()).flatten()
+    }
+
+    /// An object store and the prefix of this location inside it.
+    pub fn object_store(&self) -> Result<(Arc<dyn ObjectStore>, Path)> {
+        if let Some(dir) = self.local_path() {
+            let prefix = Path::from(dir.to_string_lossy().trim_start_matches('/'));
+            return Ok((Arc::new(LocalFileSystem::new()), prefix));
+        }
+        let bucket = self.url.host_str().unwrap_or_default();
+        let mut builder = AmazonS3Builder::new().with_bucket_name(bucket);
+        for (key, value) in aws_environment() {
+            if let Ok(config_key) = key.to_ascii_lowercase().parse() {
+                builder = builder.with_config(config_key, value);
+            }
+        }
+        let store = builder.build().map_err(|source| self.storage_error(source))?;
+        Ok((Arc::new(store), Path::from(self.url.path().trim_matches('/'))))
+    }
+
+    /// Options deltalake needs to open a table here.
+    pub fn delta_storage_options(&self) -> HashMap<String, String> {
+        if self.is_local() {
+            HashMap::new()
+        } else {
+            aws_environment().into_iter().collect()
+        }
+    }
+
+    pub fn storage_error(&self, source: object_store::Error) -> LakeError {
+        LakeError::Storage {
+            url: self.to_string(),
+            source,
+        }
+    }
+
+    /// Reads a whole object named by this location (without the trailing
+    /// slash a directory location carries).
+    pub async fn read_file(text: &str) -> Result<Bytes> {
+        let location = Location::parse(text)?;
+        let (store, prefix) = location.object_store()?;
+        let read = async { store.get(&prefix).await?.bytes().await };
+        read.await.map_err(|source| location.storage_error(source))
+    }
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let text = self.url.as_str();
+        f.write_str(text.strip_suffix('/').unwrap_or(text))
+    }
+}
+
+fn aws_environment() -> Vec<(String, String)> {
+    let mut vars: Vec<(String, String)> = AWS_ENV_KEYS
+        .iter()
+        .filter_map(|key| std::env::var(key).ok().map(|v| (key.to_string(), v)))
+        .collect();
+    if !vars.iter().any(|(k, _)| k == "AWS_REGION") {
+        let region = std::env::var("AWS_DEFAULT_REGION").unwrap_or_else(|_| "us-east-1".into());
+        vars.push(("AWS_REGION".into(), region));
+    }
+    vars.retain(|(k, _)| k != "AWS_DEFAULT_REGION");
+    vars
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_paths_become_directory_urls() {
+        let loc = Location::parse("/tmp/lake").unwrap();
+        assert!(loc.is_local());
+        assert_eq!(loc.url().as_str(), "file:///tmp/lake/");
+        assert_eq!(loc.join("bronze/events").to_string(), "file:///tmp/lake/bronze/events");
+    }
+
+    #[test]
+    fn s3_urls_keep_bucket_and_prefix() {
+        let loc = Location::parse("s3://bucket/some/prefix").unwrap();
+        assert!(!loc.is_local());
+        assert_eq!(loc.join("gold/x").to_string(), "s3://bucket/some/prefix/gold/x");
+        assert!(Location::parse("s3:///nobucket").is_err());
+        assert!(Location::parse("gs://b/p").is_err());
+    }
+}

@@ -1,0 +1,47 @@
+//! Helpers for the workers' integration tests: a throw-away lake on the local
+//! disk or in the S3 test bucket that `infra/bin/test` starts.
+
+use std::path::{Path, PathBuf};
+
+use crate::config::Config;
+
+/// Set by `infra/s3/start.sh` once the S3 test server is up.
+pub const ENV_TEST_BUCKET: &str = "STREAMREEL_TEST_S3_BUCKET";
+
+pub struct TestLake {
+    pub config: Config,
+    /// Holds a local lake's directory for the life of the test.
+    _dir: tempfile::TempDir,
+}
+
+/// The repository's `metadata/video_metadata.csv`.
+pub fn sample_metadata() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../metadata/video_metadata.csv")
+}
+
+impl TestLake {
+    /// Landing and lake in a new temporary directory.
+    pub fn local() -> TestLake {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = Config {
+            landing_url: dir.path().join("landing").to_string_lossy().into_owned(),
+            lake_url: dir.path().join("lake").to_string_lossy().into_owned(),
+            metadata_url: sample_metadata().to_string_lossy().into_owned(),
+            ..Config::default()
+        };
+        TestLake { config, _dir: dir }
+    }
+
+    /// Landing and lake under a fresh prefix of the S3 test bucket. Panics
+    /// with instructions when the server is not running: such tests are
+    /// `#[ignore]`d and run by `infra/bin/test`.
+    pub fn s3() -> TestLake {
+        let bucket = std::env::var(ENV_TEST_BUCKET)
+            .expect("STREAMREEL_TEST_S3_BUCKET is not set: run the S3 tests through infra/bin/test");
+        let prefix = uuid::Uuid::new_v4();
+        let mut lake = TestLake::local();
+        lake.config.landing_url = format!("s3://{bucket}/{prefix}/landing");
+        lake.config.lake_url = format!("s3://{bucket}/{prefix}/lake");
+        lake
+    }
+}

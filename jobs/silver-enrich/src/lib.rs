@@ -1,0 +1,1 @@
+//! `silver-enrich`: coming in its own issue.

@@ -1,0 +1,225 @@
+//! A seeded, deterministic simulator of player telemetry landing in
+//! `year=/month=/day=/hour=` folders: realistic sessions (pauses, seeks,
+//! heartbeats, browser closes, video switches), the distributions of seed 002,
+//! late and duplicate deliveries, and a small share of bad lines.
+
+mod session;
+mod write;
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use rand::{Rng, SeedableRng};
+use rand_pcg::Pcg64Mcg;
+use rayon::prelude::*;
+use serde::Serialize;
+use streamreel_lake::storage::Location;
+
+pub use session::Title;
+use session::{Population, SessionPlan};
+
+#[derive(Debug, Clone)]
+pub struct SimulationSpec {
+    pub date: NaiveDate,
+    /// Roughly how many events to generate (duplicates and bad lines extra).
+    pub events: u64,
+    pub seed: u64,
+    /// Objects each generating hour splits its on-time events into.
+    pub shards: u32,
+    pub late_ratio: f64,
+    pub very_late_ratio: f64,
+    pub duplicate_ratio: f64,
+    pub bad_line_ratio: f64,
+}
+
+impl Default for SimulationSpec {
+    fn default() -> Self {
+        SimulationSpec {
+            date: NaiveDate::from_ymd_opt(2025, 8, 11).expect("valid date"),
+            events: 1_000_000,
+            seed: 42,
+            shards: 4,
+            late_ratio: 0.02,
+            very_late_ratio: 0.002,
+            duplicate_ratio: 0.01,
+            bad_line_ratio: 0.001,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct SimulationReport {
+    pub sessions: u64,
+    pub events: u64,
+    pub duplicates: u64,
+    pub bad_lines: u64,
+    /// Every line written: events + duplicates + bad lines.
+    pub lines: u64,
+    pub objects: u64,
+    pub compressed_bytes: u64,
+    /// The landing hours written, as a window `--from`/`--to` can take.
+    pub landing_from: String,
+    pub landing_to: String,
+}
+
+/// Viewers by hour of day (UTC), midpoints of the ranges of seed 002.
+const VIEWERS_BY_HOUR: [f64; 24] = [
+    11.5, 11.5, 3.5, 3.5, 3.5, 3.5, 7.5, 7.5, 7.5, 7.5, 11.5, 11.5, 11.5, 11.5, 14.0, 14.0, 14.0, 14.0, 20.0, 20.0, 20.0,
+    20.0, 11.5, 11.5,
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum SimulationError {
+    #[error("cannot read the video metadata {0}: {1}")]
+    Metadata(String, String),
+    #[error(transparent)]
+    Lake(#[from] streamreel_lake::LakeError),
+    #[error("cannot write {object}: {source}")]
+    Write { object: String, source: object_store::Error },
+}
+
+/// Reads `title_id` and `duration_seconds` of the metadata CSV.
+pub fn read_titles(csv_bytes: &[u8], source: &str) -> Result<Vec<Title>, SimulationError> {
+    let mut reader = csv::Reader::from_reader(csv_bytes);
+    let headers = reader.headers().map_err(|e| SimulationError::Metadata(source.into(), e.to_string()))?.clone();
+    let column = |name: &str| {
+        headers
+            .iter()
+            .position(|h| h == name)
+            .ok_or_else(|| SimulationError::Metadata(source.into(), format!("no column {name}")))
+    };
+    let (id, duration) = (column("title_id")?, column("duration_seconds")?);
+    let mut titles = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| SimulationError::Metadata(source.into(), e.to_string()))?;
+        let seconds: f64 = record[duration].parse().map_err(|_| SimulationError::Metadata(source.into(), format!("bad duration in {record:?}")))?;
+        // The worked-example title is kept out of the random mix.
+        if &record[id] != "video_001" {
+            titles.push(Title { id: record[id].to_string(), duration: seconds });
+        }
+    }
+    if titles.is_empty() {
+        return Err(SimulationError::Metadata(source.into(), "no titles".into()));
+    }
+    Ok(titles)
+}
+
+/// One generated object: landing hour and name, gzip bytes, line count.
+struct Object {
+    hour: DateTime<Utc>,
+    name: String,
+    bytes: Vec<u8>,
+}
+
+/// Generates the day and writes it under `landing`.
+pub async fn simulate(spec: &SimulationSpec, titles: &[Title], landing: &Location) -> Result<SimulationReport, SimulationError> {
+    let population = Population::new(spec, titles);
+    let total_weight: f64 = VIEWERS_BY_HOUR.iter().sum();
+    let hours: Vec<(u32, Vec<Object>, SimulationReport)> = (0..24u32)
+        .into_par_iter()
+        .map(|hour| {
+            let budget = (spec.events as f64 * VIEWERS_BY_HOUR[hour as usize] / total_weight).round() as u64;
+            let (objects, report) = generate_hour(spec, &population, hour, budget);
+            (hour, objects, report)
+        })
+        .collect();
+
+    let (store, root) = landing.object_store()?;
+    let mut report = SimulationReport::default();
+    let mut first: Option<DateTime<Utc>> = None;
+    let mut last: Option<DateTime<Utc>> = None;
+    for (_, objects, part) in hours {
+        report.sessions += part.sessions;
+        report.events += part.events;
+        report.duplicates += part.duplicates;
+        report.bad_lines += part.bad_lines;
+        report.lines += part.lines;
+        for object in objects {
+            first = Some(first.map_or(object.hour, |f| f.min(object.hour)));
+            last = Some(last.map_or(object.hour, |l| l.max(object.hour)));
+            let relative = format!("{}/{}", object.hour.format("year=%Y/month=%m/day=%d/hour=%H"), object.name);
+            let path = object_store::path::Path::from(format!("{root}/{relative}").trim_start_matches('/'));
+            report.objects += 1;
+            report.compressed_bytes += object.bytes.len() as u64;
+            use object_store::ObjectStoreExt;
+            store
+                .put(&path, object.bytes.into())
+                .await
+                .map_err(|source| SimulationError::Write { object: relative, source })?;
+        }
+    }
+    let hour_text = |t: DateTime<Utc>| streamreel_lake::window::format_hour(t);
+    if let (Some(first), Some(last)) = (first, last) {
+        report.landing_from = hour_text(first);
+        report.landing_to = hour_text(last + chrono::Duration::hours(1));
+    }
+    Ok(report)
+}
+
+fn generate_hour(spec: &SimulationSpec, population: &Population, hour: u32, budget: u64) -> (Vec<Object>, SimulationReport) {
+    let mut rng = Pcg64Mcg::seed_from_u64(spec.seed ^ ((hour as u64 + 1) * 0x9E37_79B9_7F4A_7C15));
+    let hour_start = spec.date.and_hms_opt(hour, 0, 0).expect("valid hour").and_utc();
+    let mut objects: BTreeMap<(DateTime<Utc>, String), GzEncoder<Vec<u8>>> = BTreeMap::new();
+    let mut report = SimulationReport::default();
+    let mut line = String::with_capacity(1024);
+    let mut session_index = 0u64;
+    while report.events < budget {
+        let plan = SessionPlan::draw(&mut rng, population, hour_start, hour, session_index);
+        session_index += 1;
+        report.sessions += 1;
+        let shard = (session_index % spec.shards.max(1) as u64) as u32;
+        for event in plan.events(&mut rng, population) {
+            report.events += 1;
+            let copies = if rng.random_bool(spec.duplicate_ratio) { 2 } else { 1 };
+            for copy in 0..copies {
+                line.clear();
+                let bad = copy == 0 && rng.random_bool(spec.bad_line_ratio);
+                if bad {
+                    write::bad_line(&mut rng, &event, &mut line);
+                    report.bad_lines += 1;
+                    report.events -= 1;
+                } else {
+                    write::event_line(&event, &mut line);
+                }
+                if copy == 1 {
+                    report.duplicates += 1;
+                }
+                let delay_seconds = landing_delay(&mut rng, spec, copy == 1);
+                let landed = event.time + chrono::Duration::seconds(delay_seconds);
+                let landed_hour = landed.date_naive().and_hms_opt(chrono::Timelike::hour(&landed), 0, 0).expect("hour").and_utc();
+                let name = if landed_hour == hour_start {
+                    format!("events-{hour:02}-{shard}.json.gz")
+                } else {
+                    format!("late-from-{}-{hour:02}.json.gz", spec.date.format("%Y%m%d"))
+                };
+                let encoder = objects.entry((landed_hour, name)).or_insert_with(|| GzEncoder::new(Vec::new(), Compression::fast()));
+                encoder.write_all(line.as_bytes()).expect("writing to memory");
+                report.lines += 1;
+                if bad {
+                    break;
+                }
+            }
+        }
+    }
+    let objects = objects
+        .into_iter()
+        .map(|((hour, name), encoder)| Object { hour, name, bytes: encoder.finish().expect("finishing in memory") })
+        .collect();
+    (objects, report)
+}
+
+/// Seconds between the event and its landing: most within two minutes, some
+/// hours late, a few a day late; a duplicate re-delivery comes later.
+fn landing_delay(rng: &mut Pcg64Mcg, spec: &SimulationSpec, duplicate: bool) -> i64 {
+    let draw: f64 = rng.random();
+    if draw < spec.very_late_ratio {
+        rng.random_range(20 * 3600..30 * 3600)
+    } else if draw < spec.very_late_ratio + spec.late_ratio || duplicate && draw < 0.3 {
+        rng.random_range(3600..6 * 3600)
+    } else {
+        rng.random_range(1..120)
+    }
+}
