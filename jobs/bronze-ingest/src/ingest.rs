@@ -11,6 +11,7 @@ use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
 use serde::Serialize;
+use deltalake::kernel::Add;
 use streamreel_lake::delta::{PartitionValue, Table, TableWriter};
 use streamreel_lake::storage::Location;
 use streamreel_lake::window::format_hour;
@@ -86,15 +87,76 @@ pub async fn run(config: &Config, window: Window, run_id: &str) -> Result<Ingest
 
         let mut events = Table::open_or_create(&lake, &EVENTS).await?;
         let mut rejects = Table::open_or_create(&lake, &REJECTS).await?;
-        let mut event_writer = events.writer()?;
-        let mut reject_writer = rejects.writer()?;
-
         let parallelism = match config.bronze.parallelism {
             0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
             n => n,
         };
         let run_id: Arc<str> = Arc::from(run_id);
-        let (sender, mut receiver) = mpsc::channel::<Message>(2 * parallelism);
+
+        let done = ingest_objects(objects, &events, &rejects, &store, &landing, config, &run_id, parallelism).await?;
+        let Ingested { stats: totals, compressed_bytes, objects: objects_done, event_adds, reject_adds } = done;
+
+        let in_window = |file: &deltalake::kernel::LogicalFileView| partition_in(window, &file.partition_values_map());
+        let metadata = commit_metadata(&run_id, window);
+        // Rejects first: if the run dies between the two commits, the rerun
+        // replaces both, and no event is ever visible without its rejects.
+        let rejects_version = rejects.commit(reject_adds, in_window, &format!("bronze window {window}"), metadata.clone()).await?;
+        let events_version = events.commit(event_adds, in_window, &format!("bronze window {window}"), metadata).await?;
+
+        let rejected = totals.rejected();
+        let records = totals.rows + rejected;
+        Ok(IngestReport {
+            worker: "bronze-ingest",
+            run_id: run_id.to_string(),
+            window_start: format_hour(window.start),
+            window_end: format_hour(window.end),
+            objects: objects_done,
+            compressed_bytes,
+            lines: totals.lines,
+            blank_lines: totals.blank_lines,
+            rows_written: totals.rows,
+            rejected,
+            reject_ratio: if records == 0 { 0.0 } else { rejected as f64 / records as f64 },
+            rejects_by_reason: totals.rejects,
+            events_version,
+            rejects_version,
+            seconds: started.elapsed().as_secs_f64(),
+        })
+    }
+    .instrument(span)
+    .await
+}
+
+/// Parsed and written, not yet committed.
+struct Ingested {
+    stats: ObjectStats,
+    compressed_bytes: u64,
+    objects: u64,
+    event_adds: Vec<Add>,
+    reject_adds: Vec<Add>,
+}
+
+/// Parses and writes a set of objects with one writer pair per core.
+#[allow(clippy::too_many_arguments)]
+async fn ingest_objects(
+    objects: Vec<LandingObject>,
+    events: &Table,
+    rejects: &Table,
+    store: &Arc<dyn object_store::ObjectStore>,
+    landing: &Location,
+    config: &Config,
+    run_id: &Arc<str>,
+    parallelism: usize,
+) -> Result<Ingested, BronzeError> {
+        // One writer pair per core, each fed by its own channel, so parquet
+        // encoding runs in parallel like the parsing does.
+        let mut senders = Vec::with_capacity(parallelism);
+        let mut consumers = Vec::with_capacity(parallelism);
+        for _ in 0..parallelism {
+            let (sender, receiver) = mpsc::channel::<Message>(4);
+            senders.push(sender);
+            consumers.push(tokio::spawn(consume(receiver, events.writer()?, rejects.writer()?).in_current_span()));
+        }
 
         let producer = {
             let store = store.clone();
@@ -103,10 +165,10 @@ pub async fn run(config: &Config, window: Window, run_id: &str) -> Result<Ingest
             let max_line_bytes = config.bronze.max_line_bytes;
             let landing = landing.clone();
             async move {
-                futures::stream::iter(objects.into_iter().map(Ok::<_, BronzeError>))
-                    .try_for_each_concurrent(parallelism, |object| {
+                futures::stream::iter(objects.into_iter().enumerate().map(Ok::<_, BronzeError>))
+                    .try_for_each_concurrent(parallelism, |(index, object)| {
                         let store = store.clone();
-                        let sender = sender.clone();
+                        let sender = senders[index % senders.len()].clone();
                         let landing = landing.clone();
                         let job = ObjectJob {
                             name: object.name.clone(),
@@ -148,60 +210,62 @@ pub async fn run(config: &Config, window: Window, run_id: &str) -> Result<Ingest
                     .await
             }
         };
+        // The producer owns the senders: when it ends, the consumers drain and stop.
+        let produced = producer.await;
 
-        let consumer = async {
-            let mut totals = ObjectStats::default();
-            let mut compressed_bytes = 0u64;
-            let mut objects_done = 0u64;
-            while let Some(message) = receiver.recv().await {
-                match message {
-                    Message::Batch { hour, batch: Batch::Events(batch) } => write(&mut event_writer, batch, hour).await?,
-                    Message::Batch { hour, batch: Batch::Rejects(batch) } => write(&mut reject_writer, batch, hour).await?,
-                    Message::Done(stats, size) => {
-                        totals.add(&stats);
-                        compressed_bytes += size;
-                        objects_done += 1;
-                    }
+        let mut done = Ingested { stats: ObjectStats::default(), compressed_bytes: 0, objects: 0, event_adds: Vec::new(), reject_adds: Vec::new() };
+        for consumer in consumers {
+            let consumed = consumer.await.map_err(|e| BronzeError::Task(e.to_string()))??;
+            done.stats.add(&consumed.stats);
+            done.compressed_bytes += consumed.compressed_bytes;
+            done.objects += consumed.objects;
+            done.event_adds.extend(consumed.event_adds);
+            done.reject_adds.extend(consumed.reject_adds);
+        }
+        produced?;
+        Ok(done)
+}
+
+/// What one consumer wrote, still to be committed.
+struct Consumed {
+    events: TableWriter,
+    rejects: TableWriter,
+    stats: ObjectStats,
+    compressed_bytes: u64,
+    objects: u64,
+    event_adds: Vec<Add>,
+    reject_adds: Vec<Add>,
+}
+
+async fn consume(mut receiver: mpsc::Receiver<Message>, events: TableWriter, rejects: TableWriter) -> Result<Consumed, BronzeError> {
+    let mut done = Consumed { events, rejects, stats: ObjectStats::default(), compressed_bytes: 0, objects: 0, event_adds: Vec::new(), reject_adds: Vec::new() };
+    let mut current_hour = None;
+    while let Some(message) = receiver.recv().await {
+        match message {
+            Message::Batch { hour, batch } => {
+                // Objects come in landing-hour order; closing the files of an
+                // hour once the next begins keeps one partition open at a time,
+                // so memory stays bounded however long the window.
+                if current_hour.is_some_and(|h| h != hour) {
+                    done.event_adds.extend(done.events.flush().await?);
+                    done.reject_adds.extend(done.rejects.flush().await?);
+                }
+                current_hour = Some(hour);
+                match batch {
+                    Batch::Events(batch) => write(&mut done.events, batch, hour).await?,
+                    Batch::Rejects(batch) => write(&mut done.rejects, batch, hour).await?,
                 }
             }
-            Ok::<_, BronzeError>((totals, compressed_bytes, objects_done))
-        };
-
-        let (produced, consumed) = tokio::join!(producer, consumer);
-        produced?;
-        let (totals, compressed_bytes, objects_done) = consumed?;
-
-        let reject_adds = reject_writer.finish().await?;
-        let event_adds = event_writer.finish().await?;
-        let in_window = |file: &deltalake::kernel::LogicalFileView| partition_in(window, &file.partition_values_map());
-        let metadata = commit_metadata(&run_id, window);
-        // Rejects first: if the run dies between the two commits, the rerun
-        // replaces both, and no event is ever visible without its rejects.
-        let rejects_version = rejects.commit(reject_adds, in_window, &format!("bronze window {window}"), metadata.clone()).await?;
-        let events_version = events.commit(event_adds, in_window, &format!("bronze window {window}"), metadata).await?;
-
-        let rejected = totals.rejected();
-        let records = totals.rows + rejected;
-        Ok(IngestReport {
-            worker: "bronze-ingest",
-            run_id: run_id.to_string(),
-            window_start: format_hour(window.start),
-            window_end: format_hour(window.end),
-            objects: objects_done,
-            compressed_bytes,
-            lines: totals.lines,
-            blank_lines: totals.blank_lines,
-            rows_written: totals.rows,
-            rejected,
-            reject_ratio: if records == 0 { 0.0 } else { rejected as f64 / records as f64 },
-            rejects_by_reason: totals.rejects,
-            events_version,
-            rejects_version,
-            seconds: started.elapsed().as_secs_f64(),
-        })
+            Message::Done(object_stats, size) => {
+                done.stats.add(&object_stats);
+                done.compressed_bytes += size;
+                done.objects += 1;
+            }
+        }
     }
-    .instrument(span)
-    .await
+    done.event_adds.extend(done.events.flush().await?);
+    done.reject_adds.extend(done.rejects.flush().await?);
+    Ok(done)
 }
 
 async fn write(writer: &mut TableWriter, batch: streamreel_lake::arrow::array::RecordBatch, hour: DateTime<Utc>) -> Result<(), BronzeError> {

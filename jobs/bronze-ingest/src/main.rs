@@ -1,6 +1,10 @@
 //! `bronze-ingest --config FILE --hour 2025-08-11T14`: see the README.
 
 use clap::Parser;
+
+// Parsing allocates many short strings; mimalloc keeps that off the profile.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use streamreel_lake::cli::RunArgs;
 
 #[derive(Parser)]

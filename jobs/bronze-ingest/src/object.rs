@@ -144,6 +144,23 @@ pub fn object_reject(name: &str, run_id: &str, detail: String) -> RecordBatch {
     rejects.finish()
 }
 
+/// The line as text: almost always valid UTF-8 already (checked at memory
+/// speed); otherwise with replacement characters.
+fn text(raw: &[u8]) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(raw) {
+        Ok(text) => std::borrow::Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(raw),
+    }
+}
+
+/// Typical bytes per value, to size the builders once per batch.
+const ID_BYTES: usize = 32;
+const LINE_BYTES: usize = 768;
+
+fn strings(bytes_per_value: usize) -> StringBuilder {
+    StringBuilder::with_capacity(BATCH_ROWS, BATCH_ROWS * bytes_per_value)
+}
+
 struct EventColumns<'j> {
     source: &'j str,
     run_id: &'j str,
@@ -166,15 +183,15 @@ impl<'j> EventColumns<'j> {
             source,
             run_id,
             len: 0,
-            ids: std::array::from_fn(|_| StringBuilder::new()),
-            timestamp: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
-            numbers: std::array::from_fn(|_| Float64Builder::new()),
-            counters: std::array::from_fn(|_| Int64Builder::new()),
-            texts: std::array::from_fn(|_| StringBuilder::new()),
-            source_object: StringBuilder::new(),
-            line_number: Int64Builder::new(),
-            run: StringBuilder::new(),
-            raw_line: StringBuilder::new(),
+            ids: std::array::from_fn(|_| strings(ID_BYTES)),
+            timestamp: TimestampMicrosecondBuilder::with_capacity(BATCH_ROWS).with_timezone("UTC"),
+            numbers: std::array::from_fn(|_| Float64Builder::with_capacity(BATCH_ROWS)),
+            counters: std::array::from_fn(|_| Int64Builder::with_capacity(BATCH_ROWS)),
+            texts: std::array::from_fn(|_| strings(ID_BYTES)),
+            source_object: strings(64),
+            line_number: Int64Builder::with_capacity(BATCH_ROWS),
+            run: strings(48),
+            raw_line: strings(LINE_BYTES),
             schema: without_partitions(&EVENTS_SCHEMA),
         }
     }
@@ -199,11 +216,18 @@ impl<'j> EventColumns<'j> {
         self.source_object.append_value(self.source);
         self.line_number.append_value(line_number as i64);
         self.run.append_value(self.run_id);
-        self.raw_line.append_value(String::from_utf8_lossy(raw));
+        self.raw_line.append_value(text(raw));
         self.len += 1;
     }
 
+    /// The batch so far; the builders start over at full capacity (arrow's
+    /// own `finish` would leave them empty, to regrow every batch).
     fn finish(&mut self) -> RecordBatch {
+        let fresh = EventColumns::new(self.source, self.run_id);
+        std::mem::replace(self, fresh).into_batch()
+    }
+
+    fn into_batch(mut self) -> RecordBatch {
         let [id, customer, title, event_type] = &mut self.ids;
         let [position, watch, completion, bandwidth, buffering_seconds] = &mut self.numbers;
         let [buffering_events, errors] = &mut self.counters;
@@ -226,7 +250,6 @@ impl<'j> EventColumns<'j> {
         columns.push(std::sync::Arc::new(self.line_number.finish()));
         columns.push(std::sync::Arc::new(self.run.finish()));
         columns.push(std::sync::Arc::new(self.raw_line.finish()));
-        self.len = 0;
         RecordBatch::try_new(self.schema.clone(), columns).expect("event columns match the bronze schema")
     }
 }
@@ -265,7 +288,7 @@ impl<'j> RejectColumns<'j> {
         self.line_number.append_option(line_number.map(|n| n as i64));
         self.reason.append_value(reject.reason.code());
         self.detail.append_value(&reject.detail);
-        self.raw_line.append_option(raw.map(|r| String::from_utf8_lossy(r)));
+        self.raw_line.append_option(raw.map(text));
         self.run.append_value(self.run_id);
         self.len += 1;
     }

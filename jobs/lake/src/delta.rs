@@ -81,6 +81,7 @@ impl Table {
         }
         let mut props = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
+            .set_statistics_enabled(EnabledStatistics::Chunk)
             .set_max_row_group_row_count(Some(ROW_GROUP_ROWS));
         for column in spec.plain_columns {
             props = props
@@ -384,8 +385,9 @@ impl TableWriter {
         self.rows
     }
 
-    /// Finishes the files and returns their add actions (not yet committed).
-    pub async fn finish(mut self) -> Result<Vec<Add>> {
+    /// Closes the open files and returns their add actions (not yet
+    /// committed); the writer can go on with new files.
+    pub async fn flush(&mut self) -> Result<Vec<Add>> {
         self.writer.flush().await.map_err(|e| LakeError::delta(&self.table, e))
     }
 }

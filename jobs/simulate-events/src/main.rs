@@ -1,6 +1,10 @@
 //! `simulate-events --landing DIR --date 2025-08-11 --events 1000000`.
 
 use clap::Parser;
+
+// Parsing allocates many short strings; mimalloc keeps that off the profile.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use streamreel_lake::storage::Location;
 
 #[derive(Parser)]
