@@ -72,12 +72,10 @@ impl Table {
             .with_storage_options(location.delta_storage_options())
             .build()
             .map_err(err)?;
-        match table.load().await {
-            Ok(()) => {}
-            Err(DeltaTableError::NotATable(_)) => {
-                table = create(&location, &table, spec).await?;
-            }
-            Err(e) => return Err(err(e)),
+        if table.verify_deltatable_existence().await.map_err(err)? {
+            table.load().await.map_err(err)?;
+        } else {
+            table = create(&location, &table, spec).await?;
         }
         let mut props = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)

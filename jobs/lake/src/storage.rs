@@ -49,7 +49,7 @@ impl Location {
                 other => return Err(bad(&format!("unsupported scheme {other:?} (use s3:// or a local path)"))),
             }
         } else {
-            let path = std::path::absolute(FsPath::new(text)).map_err(|e| bad(&e.to_string()))?;
+            let path = normalize(&std::path::absolute(FsPath::new(text)).map_err(|e| bad(&e.to_string()))?);
             Url::from_directory_path(&path).map_err(|_| bad("not a usable local path"))?
         };
         if url.scheme() == "s3a" {
@@ -135,6 +135,22 @@ impl std::fmt::Display for Location {
     }
 }
 
+/// Resolves `.` and `..` lexically: URLs and object-store paths take no `..`.
+fn normalize(path: &FsPath) -> std::path::PathBuf {
+    use std::path::Component;
+    let mut out = std::path::PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
 fn aws_environment() -> Vec<(String, String)> {
     let mut vars: Vec<(String, String)> = AWS_ENV_KEYS
         .iter()
@@ -158,6 +174,12 @@ mod tests {
         assert!(loc.is_local());
         assert_eq!(loc.url().as_str(), "file:///tmp/lake/");
         assert_eq!(loc.join("bronze/events").to_string(), "file:///tmp/lake/bronze/events");
+    }
+
+    #[test]
+    fn relative_segments_are_resolved() {
+        let loc = Location::parse("/work/repo/infra/config/../../data/lake").unwrap();
+        assert_eq!(loc.to_string(), "file:///work/repo/data/lake");
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Tracing setup shared by the binaries: human-readable lines on stderr,
 //! filtered by `RUST_LOG` (default `info`, the Delta internals quieter).
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 pub fn init() {
@@ -10,5 +12,7 @@ pub fn init() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
+        // Airflow and CI capture stderr: colour codes only on a terminal.
+        .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 }
