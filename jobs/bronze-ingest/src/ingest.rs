@@ -273,7 +273,8 @@ async fn write(writer: &mut TableWriter, batch: streamreel_lake::arrow::array::R
     Ok(writer.write(batch, &partition).await?)
 }
 
-fn partition_in(window: Window, values: &HashMap<String, Option<String>>) -> bool {
+/// Whether a bronze file's landing partition lies in the window.
+pub fn partition_in(window: Window, values: &HashMap<String, Option<String>>) -> bool {
     let date = values.get(LANDING_DATE).cloned().flatten();
     let hour = values.get(LANDING_HOUR).cloned().flatten();
     match (date, hour.and_then(|h| h.parse::<u32>().ok())) {

@@ -6,13 +6,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use deltalake::arrow::array::{ArrayRef, Date32Array, Int32Array, RecordBatch, StringArray, new_null_array};
+use deltalake::arrow::array::{ArrayRef, BooleanArray, Date32Array, Int32Array, RecordBatch, StringArray, new_null_array};
 use deltalake::arrow::datatypes::{DataType, SchemaRef};
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties, TransactionError};
 use deltalake::kernel::{Action, Add, LogicalFileView, StructType};
 use deltalake::parquet::arrow::ProjectionMask;
-use deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use deltalake::parquet::arrow::arrow_reader::{ArrowPredicateFn, ParquetRecordBatchReaderBuilder, RowFilter};
 use object_store::ObjectStoreExt;
 use deltalake::parquet::basic::Compression;
 use deltalake::parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -191,12 +191,28 @@ impl Table {
     /// Reads the given files (all columns of the spec, or `columns`), adding
     /// the partition columns back from the log. Files are fetched in parallel.
     pub async fn read(&self, files: &[LogicalFileView], columns: Option<&[&str]>) -> Result<Vec<RecordBatch>> {
+        Ok(self.read_per_file(files, columns, None).await?.into_iter().flatten().collect())
+    }
+
+    /// Like [`Table::read`], one list of batches per file, keeping only the
+    /// rows `filter` selects. The filter sees just its own columns and runs
+    /// before the other columns are decoded, so a selective filter makes a
+    /// read cheap.
+    pub async fn read_per_file(
+        &self,
+        files: &[LogicalFileView],
+        columns: Option<&[&str]>,
+        filter: Option<RowFilterSpec>,
+    ) -> Result<Vec<Vec<RecordBatch>>> {
         let schema = match columns {
-            Some(names) => Arc::new(
-                self.spec_schema
-                    .project(&names.iter().map(|n| self.spec_schema.index_of(n)).collect::<std::result::Result<Vec<_>, _>>().map_err(|e| LakeError::arrow(self.location.to_string(), e))?)
-                    .map_err(|e| LakeError::arrow(self.location.to_string(), e))?,
-            ),
+            Some(names) => {
+                let indices = names
+                    .iter()
+                    .map(|n| self.spec_schema.index_of(n))
+                    .collect::<std::result::Result<Vec<_>, _>>()
+                    .map_err(|e| LakeError::arrow(self.location.to_string(), e))?;
+                Arc::new(self.spec_schema.project(&indices).map_err(|e| LakeError::arrow(self.location.to_string(), e))?)
+            }
             None => self.spec_schema.clone(),
         };
         let store = self.table.object_store();
@@ -207,6 +223,7 @@ impl Table {
             let partitions = file.partition_values_map();
             let partition_columns = self.partition_columns.clone();
             let location = self.location.clone();
+            let filter = filter.clone();
             async move {
                 let name = path.to_string();
                 let fetch = async { store.get(&path).await?.bytes().await };
@@ -214,14 +231,17 @@ impl Table {
                 // Decoding is CPU work: off the async threads, one file per core.
                 tokio::task::spawn_blocking(move || {
                     let parquet_err = |source| LakeError::Parquet { file: name.clone(), source };
-                    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(parquet_err)?;
+                    let mut builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(parquet_err)?;
                     let file_schema = builder.schema().clone();
-                    let wanted: Vec<usize> = schema
-                        .fields()
-                        .iter()
-                        .filter_map(|f| file_schema.index_of(f.name()).ok())
-                        .collect();
+                    let roots = |names: &mut dyn Iterator<Item = &str>| -> Vec<usize> { names.filter_map(|n| file_schema.index_of(n).ok()).collect() };
+                    let wanted = roots(&mut schema.fields().iter().map(|f| f.name().as_str()));
                     let mask = ProjectionMask::roots(builder.parquet_schema(), wanted);
+                    if let Some(filter) = filter {
+                        let filter_mask = ProjectionMask::roots(builder.parquet_schema(), roots(&mut filter.columns.iter().map(String::as_str)));
+                        let keep = filter.keep.clone();
+                        let predicate = ArrowPredicateFn::new(filter_mask, move |batch| Ok(keep(&batch)));
+                        builder = builder.with_row_filter(RowFilter::new(vec![Box::new(predicate)]));
+                    }
                     let reader = builder.with_projection(mask).with_batch_size(64 * 1024).build().map_err(parquet_err)?;
                     reader
                         .map(|batch| {
@@ -234,10 +254,18 @@ impl Table {
                 .map_err(|e| LakeError::Task(e.to_string()))?
             }
         });
-        let nested: Vec<Vec<RecordBatch>> = futures::stream::iter(jobs).buffered(READ_CONCURRENCY).try_collect().await?;
+        let per_file: Vec<Vec<RecordBatch>> = futures::stream::iter(jobs).buffered(READ_CONCURRENCY).try_collect().await?;
         debug!(table = %self.location, files = files.len(), "read");
-        Ok(nested.into_iter().flatten().collect())
+        Ok(per_file)
     }
+}
+
+/// Which rows a read keeps: a predicate over a few (non-partition) columns,
+/// which it receives in the file's column order.
+#[derive(Clone)]
+pub struct RowFilterSpec {
+    pub columns: Vec<String>,
+    pub keep: Arc<dyn Fn(&RecordBatch) -> BooleanArray + Send + Sync>,
 }
 
 async fn create(location: &Location, table: &DeltaTable, spec: &TableSpec) -> Result<DeltaTable> {

@@ -45,3 +45,23 @@ impl TestLake {
         lake
     }
 }
+
+/// Every row of a table as text, sorted: two tables with the same rows give
+/// the same list, whatever their files. Columns in `skip` are left out.
+pub async fn table_rows(lake_url: &str, spec: &crate::delta::TableSpec, skip: &[&str]) -> Vec<String> {
+    use deltalake::arrow::util::display::{ArrayFormatter, FormatOptions};
+    let lake = crate::storage::Location::parse(lake_url).expect("lake url");
+    let table = crate::delta::Table::open_or_create(&lake, spec).await.expect("table");
+    let batches = table.read(&table.files().expect("files"), None).await.expect("read");
+    let options = FormatOptions::default().with_null("∅");
+    let mut rows = Vec::new();
+    for batch in &batches {
+        let kept: Vec<usize> = (0..batch.num_columns()).filter(|&i| !skip.contains(&batch.schema().field(i).name().as_str())).collect();
+        let formatters: Vec<ArrayFormatter> = kept.iter().map(|&i| ArrayFormatter::try_new(batch.column(i).as_ref(), &options).expect("formatter")).collect();
+        for row in 0..batch.num_rows() {
+            rows.push(formatters.iter().map(|f| f.value(row).to_string()).collect::<Vec<_>>().join(" | "));
+        }
+    }
+    rows.sort();
+    rows
+}

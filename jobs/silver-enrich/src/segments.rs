@@ -11,10 +11,10 @@ const MICROS: f64 = 1_000_000.0;
 
 /// The fields of one clean event that sessions and segments depend on.
 #[derive(Debug, Clone, PartialEq)]
-pub struct SessionEvent {
-    pub event_id: String,
-    pub customer_id: String,
-    pub title_id: String,
+pub struct SessionEvent<'a> {
+    pub event_id: &'a str,
+    pub customer_id: &'a str,
+    pub title_id: &'a str,
     pub kind: EventType,
     pub timestamp_micros: i64,
     pub position_seconds: Option<f64>,
@@ -22,18 +22,20 @@ pub struct SessionEvent {
 
 /// Orders events inside a session: time, then the tie rank of metrics.md,
 /// then event id.
-pub fn sort_events(events: &mut [SessionEvent]) {
-    events.sort_by(|a, b| {
-        a.timestamp_micros
-            .cmp(&b.timestamp_micros)
-            .then(a.kind.tie_rank().cmp(&b.kind.tie_rank()))
-            .then_with(|| a.event_id.cmp(&b.event_id))
-    });
+pub fn sort_events(events: &mut [SessionEvent<'_>]) {
+    events.sort_by(event_order);
+}
+
+pub fn event_order(a: &SessionEvent<'_>, b: &SessionEvent<'_>) -> std::cmp::Ordering {
+    a.timestamp_micros
+        .cmp(&b.timestamp_micros)
+        .then(a.kind.tie_rank().cmp(&b.kind.tie_rank()))
+        .then_with(|| a.event_id.cmp(b.event_id))
 }
 
 /// Splits sorted events wherever two consecutive ones are more than the
 /// session timeout apart; returns index ranges into `events`.
-pub fn split_sessions(events: &[SessionEvent], timeout_seconds: f64) -> Vec<std::ops::Range<usize>> {
+pub fn split_sessions(events: &[SessionEvent<'_>], timeout_seconds: f64) -> Vec<std::ops::Range<usize>> {
     let timeout_micros = (timeout_seconds * MICROS).round() as i64;
     let mut sessions = Vec::new();
     let mut start = 0;
@@ -68,9 +70,9 @@ impl Flag {
 
 /// One watched stretch of one video, after clipping.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Segment {
-    pub customer_id: String,
-    pub title_id: String,
+pub struct Segment<'a> {
+    pub customer_id: &'a str,
+    pub title_id: &'a str,
     pub start_position: f64,
     pub end_position: f64,
     pub wall_start_micros: i64,
@@ -81,7 +83,7 @@ pub struct Segment {
     pub ends_in_skip: bool,
 }
 
-impl Segment {
+impl Segment<'_> {
     pub fn watched_seconds(&self) -> f64 {
         self.end_position - self.start_position
     }
@@ -89,9 +91,9 @@ impl Segment {
 
 /// What one session did with one video.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct VideoFacts {
-    pub customer_id: String,
-    pub title_id: String,
+pub struct VideoFacts<'a> {
+    pub customer_id: &'a str,
+    pub title_id: &'a str,
     pub playback_events: u32,
     pub pause_count: u32,
     pub seek_count: u32,
@@ -104,10 +106,10 @@ pub struct VideoFacts {
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct SessionResult {
-    pub segments: Vec<Segment>,
+pub struct SessionResult<'a> {
+    pub segments: Vec<Segment<'a>>,
     /// In order of the video's first playback event.
-    pub videos: Vec<VideoFacts>,
+    pub videos: Vec<VideoFacts<'a>>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -119,22 +121,22 @@ enum State {
 
 /// Runs the state machine over one session's sorted events.
 /// `duration_of` gives a title's duration in seconds when the metadata knows it.
-pub fn watch_session(events: &[SessionEvent], settings: &MetricSettings, duration_of: impl Fn(&str) -> Option<f64>) -> SessionResult {
+pub fn watch_session<'a>(events: &[SessionEvent<'a>], settings: &MetricSettings, duration_of: impl Fn(&str) -> Option<f64>) -> SessionResult<'a> {
     let tolerance = settings.jump_tolerance_seconds;
     let mut result = SessionResult::default();
-    let mut video_index: HashMap<&str, usize> = HashMap::new();
-    let mut last_position: HashMap<&str, f64> = HashMap::new();
+    let mut video_index: HashMap<&'a str, usize> = HashMap::new();
+    let mut last_position: HashMap<&'a str, f64> = HashMap::new();
     let mut state = State::Idle;
     // (time, position, title) of the previous playback event.
-    let mut prev: Option<(i64, f64, &str)> = None;
+    let mut prev: Option<(i64, f64, &'a str)> = None;
 
     for event in events.iter().filter(|e| e.kind.is_playback()) {
         let Some(position) = event.position_seconds else { continue };
-        let title = event.title_id.as_str();
+        let title = event.title_id;
         let index = *video_index.entry(title).or_insert_with(|| {
             result.videos.push(VideoFacts {
-                customer_id: event.customer_id.clone(),
-                title_id: event.title_id.clone(),
+                customer_id: event.customer_id,
+                title_id: event.title_id,
                 first_playback_micros: event.timestamp_micros,
                 ..Default::default()
             });
@@ -170,8 +172,8 @@ pub fn watch_session(events: &[SessionEvent], settings: &MetricSettings, duratio
                 let segment = clip(start, end, duration_of(title), &mut result.videos[index].flags);
                 if let Some((start, end)) = segment {
                     result.segments.push(Segment {
-                        customer_id: event.customer_id.clone(),
-                        title_id: event.title_id.clone(),
+                        customer_id: event.customer_id,
+                        title_id: event.title_id,
                         start_position: start,
                         end_position: end,
                         wall_start_micros: t_prev,
@@ -263,18 +265,18 @@ pub fn merge_intervals(intervals: &mut [(f64, f64)]) -> Vec<(f64, f64)> {
 mod tests {
     use super::*;
 
-    fn ev(id: &str, title: &str, kind: EventType, seconds: f64, position: f64) -> SessionEvent {
+    fn ev<'a>(id: &'a str, title: &'a str, kind: EventType, seconds: f64, position: f64) -> SessionEvent<'a> {
         SessionEvent {
-            event_id: id.into(),
-            customer_id: "peter".into(),
-            title_id: title.into(),
+            event_id: id,
+            customer_id: "peter",
+            title_id: title,
             kind,
             timestamp_micros: (seconds * MICROS) as i64,
             position_seconds: Some(position),
         }
     }
 
-    fn run(events: &[SessionEvent]) -> SessionResult {
+    fn run<'a>(events: &[SessionEvent<'a>]) -> SessionResult<'a> {
         watch_session(events, &MetricSettings::default(), |t| (t == "video_001").then_some(300.0).or(if t == "long" { Some(10_000.0) } else { None }))
     }
 
