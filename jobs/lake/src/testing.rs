@@ -20,6 +20,7 @@ pub fn sample_metadata() -> PathBuf {
 }
 
 impl TestLake {
+
     /// Landing and lake in a new temporary directory.
     pub fn local() -> TestLake {
         let dir = tempfile::tempdir().expect("temp dir");

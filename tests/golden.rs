@@ -1,0 +1,118 @@
+//! Runs every scenario of `tests/golden/` through bronze and silver on a
+//! fresh local lake and compares the rows with the checked-in expectations.
+
+use std::path::{Path, PathBuf};
+
+use object_store::ObjectStoreExt;
+use streamreel_lake::arrow::array::{Array, AsArray, RecordBatch};
+use streamreel_lake::arrow::datatypes::{Float64Type, Int64Type, TimestampMicrosecondType};
+use streamreel_lake::delta::{Table, TableSpec};
+use streamreel_lake::storage::Location;
+use streamreel_lake::testing::TestLake;
+use streamreel_lake::{Config, Window};
+
+const HOUR: &str = "2025-08-11T10";
+const KEY_ENV: &str = "STREAMREEL_GOLDEN_IP_KEY";
+
+fn golden_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("golden")
+}
+
+fn scenarios() -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(golden_dir()).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_dir()).collect();
+    dirs.sort();
+    dirs
+}
+
+async fn run_scenario(dir: &Path) -> TestLake {
+    // SAFETY: every test of this binary sets the same value.
+    unsafe { std::env::set_var(KEY_ENV, "golden-key") };
+    let mut lake = TestLake::local();
+    lake.config.metadata_url = golden_dir().join("metadata.csv").to_string_lossy().into_owned();
+    lake.config.silver.ip_hash_key_env = KEY_ENV.into();
+    let landing = Location::parse(&lake.config.landing_url).unwrap();
+    let (store, root) = landing.object_store().unwrap();
+    let path = object_store::path::Path::from(format!("{root}/year=2025/month=08/day=11/hour=10/events.jsonl").trim_start_matches('/'));
+    store.put(&path, std::fs::read(dir.join("events.jsonl")).unwrap().into()).await.unwrap();
+    let window = Window::hour(HOUR).unwrap();
+    bronze_ingest::run(&lake.config, window, "golden").await.unwrap();
+    silver_enrich::run(&lake.config, window, "golden").await.unwrap();
+    lake
+}
+
+async fn read(config: &Config, spec: &TableSpec) -> Vec<RecordBatch> {
+    let table = Table::open_or_create(&Location::parse(&config.lake_url).unwrap(), spec).await.unwrap();
+    table.read(&table.files().unwrap(), None).await.unwrap()
+}
+
+fn time(micros: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(micros).unwrap().format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+fn expected(dir: &Path, file: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(dir.join(file)).unwrap_or_else(|_| panic!("{}/{file}", dir.display()));
+    let mut rows: Vec<String> = text.lines().skip(1).filter(|l| !l.trim().is_empty()).map(str::to_string).collect();
+    rows.sort();
+    rows
+}
+
+fn segment_rows(batches: &[RecordBatch]) -> Vec<String> {
+    let mut rows = Vec::new();
+    for b in batches {
+        let text = |n: &str| b.column_by_name(n).unwrap().as_string::<i32>().clone();
+        let num = |n: &str| b.column_by_name(n).unwrap().as_primitive::<Float64Type>().clone();
+        let (key, title, start) = (text("session_key"), text("title_id"), b.column_by_name("session_start").unwrap().as_primitive::<TimestampMicrosecondType>().clone());
+        let (from, to, watched) = (num("start_position"), num("end_position"), num("watched_seconds"));
+        for i in 0..b.num_rows() {
+            rows.push(format!("{},{},{},{:.2},{:.2},{:.2}", key.value(i), title.value(i), time(start.value(i)), from.value(i), to.value(i), watched.value(i)));
+        }
+    }
+    rows.sort();
+    rows
+}
+
+fn session_rows(batches: &[RecordBatch]) -> Vec<String> {
+    let mut rows = Vec::new();
+    for b in batches {
+        let text = |n: &str| b.column_by_name(n).unwrap().as_string::<i32>().clone();
+        let int = |n: &str| b.column_by_name(n).unwrap().as_primitive::<Int64Type>().clone();
+        let (key, title) = (text("session_key"), text("title_id"));
+        let start = b.column_by_name("session_start").unwrap().as_primitive::<TimestampMicrosecondType>().clone();
+        let counts = [int("pause_count"), int("seek_count"), int("forward_skips"), int("backward_skips")];
+        let completed = b.column_by_name("completed").unwrap().as_boolean().clone();
+        let flags = b.column_by_name("quality_flags").unwrap().as_list::<i32>().clone();
+        for i in 0..b.num_rows() {
+            let list = flags.value(i);
+            let list = list.as_string::<i32>();
+            let mut names: Vec<&str> = (0..list.len()).map(|j| list.value(j)).collect();
+            names.sort();
+            let counts: Vec<String> = counts.iter().map(|c| c.value(i).to_string()).collect();
+            rows.push(format!("{},{},{},{},{},{}", key.value(i), title.value(i), time(start.value(i)), counts.join(","), completed.value(i), names.join(";")));
+        }
+    }
+    rows.sort();
+    rows
+}
+
+#[tokio::test]
+async fn every_golden_scenario_gives_its_expected_rows() {
+    let mut failures = Vec::new();
+    let all = scenarios();
+    assert!(all.len() >= 15, "scenarios found: {}", all.len());
+    for dir in &all {
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let lake = run_scenario(dir).await;
+        let config = &lake.config;
+        let checks = [
+            ("segments.csv", segment_rows(&read(config, &silver_enrich::schema::SEGMENTS).await)),
+            ("sessions.csv", session_rows(&read(config, &silver_enrich::schema::SESSIONS).await)),
+        ];
+        for (file, got) in checks {
+            let want = expected(dir, file);
+            if got != want {
+                failures.push(format!("{name}/{file}\n  expected:\n    {}\n  got:\n    {}", want.join("\n    "), got.join("\n    ")));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+}
