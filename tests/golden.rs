@@ -37,6 +37,7 @@ async fn run_scenario(dir: &Path) -> TestLake {
     let window = Window::hour(HOUR).unwrap();
     bronze_ingest::run(&lake.config, window, "golden").await.unwrap();
     silver_enrich::run(&lake.config, window, "golden").await.unwrap();
+    gold_aggregate::run(&lake.config, window, "golden").await.unwrap();
     lake
 }
 
@@ -94,6 +95,34 @@ fn session_rows(batches: &[RecordBatch]) -> Vec<String> {
     rows
 }
 
+fn engagement_rows(batches: &[RecordBatch]) -> Vec<String> {
+    let mut rows = Vec::new();
+    let number = |v: Option<f64>| v.map(|v| format!("{v:.2}")).unwrap_or_default();
+    for b in batches {
+        let text = |n: &str| b.column_by_name(n).unwrap().as_string::<i32>().clone();
+        let float = |n: &str| b.column_by_name(n).unwrap().as_primitive::<Float64Type>().clone();
+        let int = |n: &str| b.column_by_name(n).unwrap().as_primitive::<Int64Type>().clone();
+        let floats = ["total_watch_seconds", "unique_watch_seconds", "max_position_seconds", "watch_percentage", "unique_watch_percentage", "completion_percentage"].map(float);
+        let counts = ["session_count", "completion_count", "pause_count"].map(int);
+        let (score, tier) = (float("engagement_score"), text("engagement_tier"));
+        let flags = b.column_by_name("quality_flags").unwrap().as_list::<i32>().clone();
+        let (customer, title) = (text("customer_id"), text("title_id"));
+        for i in 0..b.num_rows() {
+            let mut fields = vec![customer.value(i).to_string(), title.value(i).to_string()];
+            fields.extend(floats.iter().map(|a| number(a.is_valid(i).then(|| a.value(i)))));
+            fields.extend(counts.iter().map(|a| a.value(i).to_string()));
+            fields.push(number(score.is_valid(i).then(|| score.value(i))));
+            fields.push(tier.value(i).to_string());
+            let list = flags.value(i);
+            let list = list.as_string::<i32>();
+            fields.push((0..list.len()).map(|j| list.value(j)).collect::<Vec<_>>().join(";"));
+            rows.push(fields.join(","));
+        }
+    }
+    rows.sort();
+    rows
+}
+
 #[tokio::test]
 async fn every_golden_scenario_gives_its_expected_rows() {
     let mut failures = Vec::new();
@@ -107,6 +136,10 @@ async fn every_golden_scenario_gives_its_expected_rows() {
             ("segments.csv", segment_rows(&read(config, &silver_enrich::schema::SEGMENTS).await)),
             ("sessions.csv", session_rows(&read(config, &silver_enrich::schema::SESSIONS).await)),
         ];
+        let mut checks = checks.to_vec();
+        if dir.join("engagement.csv").exists() {
+            checks.push(("engagement.csv", engagement_rows(&read(config, &gold_aggregate::schema::ENGAGEMENT).await)));
+        }
         for (file, got) in checks {
             let want = expected(dir, file);
             if got != want {

@@ -16,6 +16,14 @@ pub fn string_list() -> DataType {
     DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)))
 }
 
+pub fn float_list() -> DataType {
+    DataType::List(Arc::new(Field::new("item", DataType::Float64, true)))
+}
+
+pub fn int_list() -> DataType {
+    DataType::List(Arc::new(Field::new("item", DataType::Int64, true)))
+}
+
 fn text(name: &str, nullable: bool) -> Field {
     Field::new(name, DataType::Utf8, nullable)
 }
@@ -144,6 +152,12 @@ pub static SESSIONS_SCHEMA: LazyLock<Arc<Schema>> = LazyLock::new(|| {
         Field::new("session_error_count", DataType::Int64, true),
         float("session_avg_bandwidth_mbps"),
         Field::new("session_watched_seconds", DataType::Float64, false),
+        // The union of this video's watched segments, flattened as
+        // [start, end, start, end, …] positions in seconds.
+        Field::new("watched_intervals", float_list(), false),
+        // When the video was playing, flattened [start, end, …] wall-clock
+        // microseconds since the epoch (UTC).
+        Field::new("playing_intervals", int_list(), false),
         Field::new(EVENT_DATE, DataType::Date32, false),
     ]))
 });

@@ -14,7 +14,7 @@ use streamreel_lake::config::MetricSettings;
 use crate::enrich::{MICROS_PER_DAY, Metadata};
 use crate::rows::{EventColumns, RowRef, text_at};
 use crate::schema::{SEGMENTS_SCHEMA, SESSIONS_SCHEMA};
-use crate::segments::{Segment, SessionEvent, event_order, split_sessions, watch_session};
+use crate::segments::{Segment, SessionEvent, event_order, merge_intervals, split_sessions, watch_session};
 
 /// The recomputed sessions of one run.
 #[derive(Default)]
@@ -122,6 +122,10 @@ pub fn recompute<'a>(
                 let watched: f64 = mine.clone().map(Segment::watched_seconds).sum();
                 let max_position = mine.clone().map(|s| s.end_position).fold(0.0, f64::max);
                 let reached_end = duration.is_some_and(|d| mine.clone().any(|s| s.end_position >= settings.completion_threshold * d));
+                let mut positions: Vec<(f64, f64)> = mine.clone().map(|s| (s.start_position, s.end_position)).collect();
+                let mut walls: Vec<(f64, f64)> = mine.clone().map(|s| (s.wall_start_micros as f64, s.wall_end_micros as f64)).collect();
+                let watched_intervals = merge_intervals(&mut positions);
+                let playing_intervals: Vec<(i64, i64)> = merge_intervals(&mut walls).into_iter().map(|(a, b)| (a as i64, b as i64)).collect();
                 let mut flags: Vec<&str> = video.flags.iter().map(|f| f.name()).collect();
                 if !metadata.videos.contains_key(video.title_id) {
                     flags.push("missing_metadata");
@@ -138,6 +142,8 @@ pub fn recompute<'a>(
                     flags,
                     qos: &qos,
                     session_watched,
+                    watched_intervals,
+                    playing_intervals,
                 });
             }
         }
@@ -260,6 +266,8 @@ struct SessionRow<'r, 'a> {
     flags: Vec<&'r str>,
     qos: &'r Qos<'a>,
     session_watched: f64,
+    watched_intervals: Vec<(f64, f64)>,
+    playing_intervals: Vec<(i64, i64)>,
 }
 
 struct SessionRows {
@@ -283,6 +291,8 @@ struct SessionRows {
     errors: Int64Builder,
     bandwidth: Float64Builder,
     session_watched: Float64Builder,
+    watched_intervals: ListBuilder<Float64Builder>,
+    playing_intervals: ListBuilder<Int64Builder>,
     date: Date32Builder,
 }
 
@@ -309,6 +319,8 @@ impl Default for SessionRows {
             errors: Int64Builder::new(),
             bandwidth: Float64Builder::new(),
             session_watched: Float64Builder::new(),
+            watched_intervals: ListBuilder::new(Float64Builder::new()),
+            playing_intervals: ListBuilder::new(Int64Builder::new()),
             date: Date32Builder::new(),
         }
     }
@@ -345,6 +357,14 @@ impl SessionRows {
         self.errors.append_option(q.error_count);
         self.bandwidth.append_option((q.bandwidth_count > 0).then(|| q.bandwidth_sum / q.bandwidth_count as f64));
         self.session_watched.append_value(row.session_watched);
+        for (a, b) in &row.watched_intervals {
+            self.watched_intervals.values().append_slice(&[*a, *b]);
+        }
+        self.watched_intervals.append(true);
+        for (a, b) in &row.playing_intervals {
+            self.playing_intervals.values().append_slice(&[*a, *b]);
+        }
+        self.playing_intervals.append(true);
         self.date.append_value(day(row.start));
     }
 
@@ -374,6 +394,8 @@ impl SessionRows {
             Arc::new(self.errors.finish()),
             Arc::new(self.bandwidth.finish()),
             Arc::new(self.session_watched.finish()),
+            Arc::new(self.watched_intervals.finish()),
+            Arc::new(self.playing_intervals.finish()),
             Arc::new(self.date.finish()),
         ]);
         RecordBatch::try_new(SESSIONS_SCHEMA.clone(), columns).expect("session columns match the schema")

@@ -1,0 +1,34 @@
+//! `gold-aggregate --config FILE --hour 2025-08-11T14`: see the README.
+
+use clap::Parser;
+use streamreel_lake::cli::RunArgs;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Parser)]
+#[command(version, about = "Update the gold tables from what the window changed in silver")]
+struct Cli {
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    streamreel_lake::telemetry::init();
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("gold-aggregate failed: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let (config, window, run_id) = cli.run.load("gold-aggregate")?;
+    let report = gold_aggregate::run(&config, window, &run_id).await?;
+    streamreel_lake::report::emit(&report.summary(), &report, cli.run.report.as_deref())?;
+    Ok(())
+}
