@@ -7,6 +7,7 @@ pub mod facts;
 pub mod metrics;
 pub mod run;
 pub mod schema;
+pub mod summary;
 
 pub use error::GoldError;
 pub use run::{GoldReport, run};

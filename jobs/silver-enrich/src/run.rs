@@ -3,7 +3,9 @@
 //! earlier segments and facts, so hourly runs in any order equal one run over
 //! everything.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use ahash::{AHashMap, AHashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -163,7 +165,7 @@ struct Plan {
     /// Per candidate batch: the rows that become new silver events.
     new_rows: Vec<BooleanArray>,
     displaced_files: Vec<LogicalFileView>,
-    displaced_ids: HashSet<String>,
+    displaced_ids: AHashSet<String>,
     recomputed: Recomputed,
 }
 
@@ -173,28 +175,32 @@ struct Plan {
 /// edge of what was read.
 async fn plan(config: &Config, metadata: &Metadata, events: &Table, candidates: &[RecordBatch], report: &mut SilverReport) -> Result<Plan, SilverError> {
     let candidate_columns: Vec<EventColumns> = candidates.iter().map(EventColumns::new).collect();
-    let mut keys: HashSet<String> = HashSet::new();
-    let mut ids: HashSet<String> = HashSet::new();
+    let mut keys: AHashSet<String> = AHashSet::new();
     let (mut first, mut last) = (i64::MAX, i64::MIN);
     for c in &candidate_columns {
         for row in 0..c.event_id.len() {
             if !keys.contains(c.session_key.value(row)) {
                 keys.insert(c.session_key.value(row).to_string());
             }
-            ids.insert(c.event_id.value(row).to_string());
             first = first.min(c.timestamp.value(row));
             last = last.max(c.timestamp.value(row));
         }
     }
-    if ids.is_empty() {
+    if first > last {
         return Ok(Plan {
             new_rows: candidates.iter().map(|b| BooleanArray::from(vec![false; b.num_rows()])).collect(),
             displaced_files: Vec::new(),
-            displaced_ids: HashSet::new(),
+            displaced_ids: AHashSet::new(),
             recomputed: Recomputed::default(),
         });
     }
     let table_days = partition_days(&events.files()?);
+    // Ids are only needed to find earlier deliveries already in silver.
+    let ids: AHashSet<String> = if table_days.is_some() {
+        candidate_columns.iter().flat_map(|c| c.event_id.iter().flatten().map(str::to_string)).collect()
+    } else {
+        AHashSet::new()
+    };
     let (keys, ids) = (Arc::new(keys), Arc::new(ids));
     let mut days = (first.div_euclid(MICROS_PER_DAY) - 1, last.div_euclid(MICROS_PER_DAY) + 1);
     loop {
@@ -210,7 +216,7 @@ async fn plan(config: &Config, metadata: &Metadata, events: &Table, candidates: 
                 }),
             }
         };
-        let existing_per_file = events.read_per_file(&files, None, Some(filter)).await?;
+        let existing_per_file = if files.is_empty() { Vec::new() } else { events.read_per_file(&files, None, Some(filter)).await? };
         let mut batches: Vec<RecordBatch> = Vec::new();
         let mut batch_file: Vec<Option<usize>> = Vec::new();
         for (file, file_batches) in existing_per_file.into_iter().enumerate() {
@@ -225,8 +231,8 @@ async fn plan(config: &Config, metadata: &Metadata, events: &Table, candidates: 
         let columns: Vec<EventColumns> = batches.iter().map(EventColumns::new).collect();
 
         let dedup = deduplicate(&columns, existing_batches);
-        let window_ids: HashSet<&str> = candidate_columns.iter().flat_map(|c| c.event_id.iter().flatten()).collect();
-        let mut rows_by_key: BTreeMap<&str, Vec<RowRef>> = BTreeMap::new();
+        let window_ids: AHashSet<&str> = candidate_columns.iter().flat_map(|c| c.event_id.iter().flatten()).collect();
+        let mut rows_by_key: AHashMap<&str, Vec<RowRef>> = AHashMap::new();
         for &(b, r) in dedup.winners.values() {
             let key = columns[b as usize].session_key.value(r as usize);
             if keys.contains(key) {
@@ -250,7 +256,7 @@ async fn plan(config: &Config, metadata: &Metadata, events: &Table, candidates: 
             let b = (existing_batches + offset) as u32;
             new_rows.push((0..batch.num_rows()).map(|r| Some(dedup.winners.get(columns[b as usize].event_id.value(r)) == Some(&(b, r as u32)))).collect::<BooleanArray>());
         }
-        let mut displaced_ids = HashSet::new();
+        let mut displaced_ids = AHashSet::new();
         let mut displaced: BTreeSet<usize> = BTreeSet::new();
         for (b, c) in columns.iter().enumerate().take(existing_batches) {
             for r in 0..c.event_id.len() {
@@ -275,7 +281,7 @@ async fn plan(config: &Config, metadata: &Metadata, events: &Table, candidates: 
 }
 
 struct Dedup<'a> {
-    winners: HashMap<&'a str, RowRef>,
+    winners: AHashMap<&'a str, RowRef>,
     already_in_silver: u64,
     dropped: u64,
     conflicts: u64,
@@ -285,7 +291,7 @@ struct Dedup<'a> {
 /// first `existing` batches are events already in silver.
 fn deduplicate<'a>(columns: &[EventColumns<'a>], existing: usize) -> Dedup<'a> {
     let total: usize = columns.iter().map(|c| c.event_id.len()).sum();
-    let mut dedup = Dedup { winners: HashMap::with_capacity(total), already_in_silver: 0, dropped: 0, conflicts: 0 };
+    let mut dedup = Dedup { winners: AHashMap::with_capacity(total), already_in_silver: 0, dropped: 0, conflicts: 0 };
     for (b, c) in columns.iter().enumerate() {
         for r in 0..c.event_id.len() {
             let id = c.event_id.value(r);
@@ -325,6 +331,27 @@ fn file_day(file: &LogicalFileView) -> Option<i64> {
 fn partition_days(files: &[LogicalFileView]) -> Option<(i64, i64)> {
     let days: Vec<i64> = files.iter().filter_map(file_day).collect();
     Some((*days.iter().min()?, *days.iter().max()?))
+}
+
+/// Writes session-keyed rows in files of one session-start hour each: a
+/// later run that recomputes a few sessions rewrites only their hours' files.
+async fn write_by_session_hour(writer: &mut TableWriter, batches: &[RecordBatch]) -> Result<Vec<Add>, SilverError> {
+    const HOUR: i64 = 3_600_000_000;
+    let mut hours: BTreeSet<i64> = BTreeSet::new();
+    for batch in batches {
+        let start = batch.column_by_name("session_start").expect("session_start").as_primitive::<TimestampMicrosecondType>();
+        hours.extend(start.values().iter().map(|t| t.div_euclid(HOUR)));
+    }
+    let mut adds = Vec::new();
+    for hour in hours {
+        for batch in batches {
+            let start = batch.column_by_name("session_start").expect("session_start").as_primitive::<TimestampMicrosecondType>();
+            let mask: BooleanArray = start.values().iter().map(|t| Some(t.div_euclid(HOUR) == hour)).collect();
+            write_by_date(writer, &filter_record_batch(batch, &mask).map_err(arrow("hour split"))?).await?;
+        }
+        adds.extend(writer.flush().await?);
+    }
+    Ok(adds)
 }
 
 /// Writes a batch into the `event_date` partitions of its rows.
@@ -399,14 +426,10 @@ async fn replace_sessions(
         let hits = table.read_per_file(&files, Some(&["session_key"]), Some(filter)).await?;
         let touched: Vec<LogicalFileView> = files.iter().zip(&hits).filter(|(_, b)| b.iter().any(|b| b.num_rows() > 0)).map(|(f, _)| f.clone()).collect();
         rewritten = rewrite_files(table, &touched, |batch| not(&replaced(batch)).expect("boolean not")).await?;
-        for batch in &rewritten.kept {
-            write_by_date(&mut writer, batch).await?;
-        }
     }
-    for batch in new_rows {
-        write_by_date(&mut writer, batch).await?;
-    }
-    Ok((writer.flush().await?, rewritten.paths, rewritten.removed))
+    let all: Vec<RecordBatch> = rewritten.kept.iter().chain(new_rows).cloned().collect();
+    let adds = write_by_session_hour(&mut writer, &all).await?;
+    Ok((adds, rewritten.paths, rewritten.removed))
 }
 
 /// The sessions this run touched, old and new versions, each once.

@@ -2,7 +2,9 @@
 //! splits them into sessions, runs the segment state machine, and builds the
 //! `watch_segments` and `watch_sessions` rows.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
+
+use ahash::{AHashMap, AHashSet};
 use std::sync::Arc;
 
 use streamreel_lake::arrow::array::{
@@ -74,8 +76,8 @@ impl<'a> Qos<'a> {
 /// on beyond it, which `needs_earlier` / `needs_later` report.
 pub fn recompute<'a>(
     columns: &[EventColumns<'a>],
-    rows_by_key: &BTreeMap<&'a str, Vec<RowRef>>,
-    window_ids: &HashSet<&str>,
+    rows_by_key: &AHashMap<&'a str, Vec<RowRef>>,
+    window_ids: &AHashSet<&str>,
     settings: &MetricSettings,
     metadata: &Metadata,
     read_range: (i64, i64),
