@@ -139,6 +139,7 @@ impl Table {
         operation: &str,
         app_metadata: HashMap<String, serde_json::Value>,
     ) -> Result<Option<i64>> {
+        let started = std::time::Instant::now();
         for attempt in 0..MAX_COMMIT_ATTEMPTS {
             if attempt > 0 {
                 let pause = Duration::from_millis(20 * (1 << attempt.min(6)) as u64);
@@ -173,7 +174,7 @@ impl Table {
                 Ok(done) => {
                     let version = done.version();
                     self.table.update_state().await.map_err(|e| self.error(e))?;
-                    info!(table = %self.location, version, removed, added, "committed");
+                    info!(table = %self.location, version, removed, added, seconds = started.elapsed().as_secs_f64(), "committed");
                     return Ok(Some(version as i64));
                 }
                 Err(e) if is_retryable_conflict(&e) => {

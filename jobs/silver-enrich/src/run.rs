@@ -81,6 +81,7 @@ pub async fn run(config: &Config, window: Window, run_id: &str) -> Result<Silver
         let bronze_files = bronze.files_where(|values| bronze_ingest::ingest::partition_in(window, values))?;
         let bronze_batches = bronze.read(&bronze_files, Some(BRONZE_COLUMNS)).await?;
         let masks = mask_addresses(&bronze_batches, &IpMasker::new(ip_key.as_bytes()));
+        info!(seconds = started.elapsed().as_secs_f64(), "read bronze");
         let candidates: Vec<RecordBatch> = bronze_batches.iter().filter(|b| b.num_rows() > 0).map(|b| to_silver(b, &metadata, &masks)).collect();
         drop(bronze_batches);
         let mut report = SilverReport {
@@ -98,7 +99,10 @@ pub async fn run(config: &Config, window: Window, run_id: &str) -> Result<Silver
         let mut sessions = Table::open_or_create(&lake, &SESSIONS).await?;
         let mut changes = Table::open_or_create(&lake, &CHANGES).await?;
 
+        let stage = Instant::now();
         let plan = plan(config, &metadata, &events, &candidates, &mut report).await?;
+        info!(seconds = stage.elapsed().as_secs_f64(), sessions = plan.recomputed.session_count, "deduplicated and recomputed sessions");
+        let stage = Instant::now();
 
         // silver/events: this window's new events, and files rewritten
         // without the events an earlier delivery displaced.
@@ -115,10 +119,15 @@ pub async fn run(config: &Config, window: Window, run_id: &str) -> Result<Silver
             write_by_date(&mut writer, batch).await?;
         }
         let event_adds = writer.flush().await?;
+        info!(seconds = stage.elapsed().as_secs_f64(), table = %events.location, "wrote events");
+        let stage = Instant::now();
 
         // Segments and session facts: replace the recomputed sessions.
         let (segment_adds, segment_removed, _) = replace_sessions(&segments, &plan.recomputed, &plan.recomputed.segments).await?;
+        info!(seconds = stage.elapsed().as_secs_f64(), table = %segments.location, files_rewritten = segment_removed.len(), "wrote segments");
+        let stage = Instant::now();
         let (session_adds, session_removed, old_sessions) = replace_sessions(&sessions, &plan.recomputed, &plan.recomputed.sessions).await?;
+        info!(seconds = stage.elapsed().as_secs_f64(), table = %sessions.location, files_rewritten = session_removed.len(), "wrote session facts");
         let change_rows = change_log(&plan.recomputed.sessions, &old_sessions, window)?;
         let mut change_writer = changes.writer()?;
         let (ws, we) = (format_hour(window.start), format_hour(window.end));
@@ -216,6 +225,7 @@ async fn plan(config: &Config, metadata: &Metadata, events: &Table, candidates: 
                 }),
             }
         };
+        let stage = Instant::now();
         let existing_per_file = if files.is_empty() { Vec::new() } else { events.read_per_file(&files, None, Some(filter)).await? };
         let mut batches: Vec<RecordBatch> = Vec::new();
         let mut batch_file: Vec<Option<usize>> = Vec::new();
@@ -226,6 +236,7 @@ async fn plan(config: &Config, metadata: &Metadata, events: &Table, candidates: 
             }
         }
         let existing_batches = batches.len();
+        info!(seconds = stage.elapsed().as_secs_f64(), files = files.len(), rows = batches.iter().map(|b| b.num_rows()).sum::<usize>(), "read the touched sessions' events already in silver");
         batches.extend(candidates.iter().cloned());
         batch_file.extend(candidates.iter().map(|_| None));
         let columns: Vec<EventColumns> = batches.iter().map(EventColumns::new).collect();
