@@ -1,0 +1,22 @@
+"""Shared fixtures for the Airflow tests: the DAG folder and the binaries."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+DAGS = REPO / "airflow" / "dags"
+BIN = Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache" / "streamreel-target")) / "release"
+
+
+@pytest.fixture(scope="session")
+def repo() -> Path:
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def bin_dir() -> Path:
+    for worker in ("bronze-ingest", "silver-enrich", "gold-aggregate", "simulate-events"):
+        assert (BIN / worker).exists(), f"{BIN / worker} is missing: run cargo build --release first"
+    return BIN

@@ -1,0 +1,104 @@
+"""The real Airflow runs the DAG for two consecutive hours; the gold tables
+equal a direct run of the workers over the same hours. A failing task fails
+the run with the worker's error line, and a rerun after the fix gives the
+same tables as a clean run."""
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from deltalake import DeltaTable
+
+from conftest import DAGS
+
+GOLD = ["user_video_engagement", "video_daily", "video_retention", "qos_hourly", "concurrency_5min"]
+HOURS = ["2025-08-11T15", "2025-08-11T16"]
+
+
+def rows(lake: Path, table: str):
+    data = DeltaTable(str(lake / "gold" / table)).to_pyarrow_table().drop(["_loaded_at"]).to_pylist()
+    freeze = lambda v: tuple(v) if isinstance(v, list) else v  # noqa: E731
+    return sorted(tuple(freeze(v) for v in row.values()) for row in data)
+
+
+def write_config(path: Path, landing: Path, lake: Path, metadata: Path) -> Path:
+    path.write_text(f"landing_url: {landing}\nlake_url: {lake}\nmetadata_url: {metadata}\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, repo, bin_dir):
+    base = tmp_path_factory.mktemp("airflow")
+    env = {k: v for k, v in os.environ.items() if k != "RUST_LOG"}
+    env["STREAMREEL_IP_HASH_KEY"] = "airflow-test-key"
+    report = subprocess.run(
+        [bin_dir / "simulate-events", "--landing", base / "landing", "--events", "20000", "--metadata", repo / "metadata/video_metadata.csv"],
+        env=env, check=True, capture_output=True, text=True,
+    )
+    assert json.loads(report.stdout.splitlines()[-1])["lines"] > 0
+    home = base / "home"
+    env.update({
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
+        "STREAMREEL_BIN_DIR": str(bin_dir),
+    })
+    subprocess.run(["airflow", "db", "migrate"], env=env, check=True, capture_output=True)
+    return base, env, repo / "metadata/video_metadata.csv"
+
+
+def task_logs(env) -> str:
+    logs = Path(env["AIRFLOW_HOME"]) / "logs"
+    return "\n".join(p.read_text(errors="replace") for p in logs.rglob("*") if p.is_file())
+
+
+def dags_test(env, config: Path, hour_end: str):
+    """Runs the DAG for the interval that ends at `hour_end` (logical date)."""
+    return subprocess.run(
+        ["airflow", "dags", "test", "streamreel_hourly", f"{hour_end}:00:00+00:00"],
+        env={**env, "STREAMREEL_CONFIG": str(config)}, capture_output=True, text=True,
+    )
+
+
+def direct(bin_dir, env, config: Path, hour: str):
+    for worker in ("bronze-ingest", "silver-enrich", "gold-aggregate"):
+        subprocess.run([bin_dir / worker, "--config", config, "--hour", hour], env=env, check=True, capture_output=True)
+
+
+def test_two_hours_under_airflow_equal_a_direct_run(world, bin_dir):
+    base, env, metadata = world
+    airflow_config = write_config(base / "airflow.yaml", base / "landing", base / "lake-airflow", metadata)
+    direct_config = write_config(base / "direct.yaml", base / "landing", base / "lake-direct", metadata)
+    logs = ""
+    for hour_end in ("2025-08-11T16", "2025-08-11T17"):
+        result = dags_test(env, airflow_config, hour_end)
+        assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+        logs += result.stdout + result.stderr + task_logs(env)
+    for worker in ("bronze-ingest", "silver-enrich", "gold-aggregate"):
+        assert f"{worker} 2025-08-11T15..2025-08-11T16" in logs, f"the {worker} summary line is in the task log"
+    for hour in HOURS:
+        direct(bin_dir, env, direct_config, hour)
+    for table in GOLD:
+        expected = rows(base / "lake-direct", table)
+        assert expected, f"{table} is empty"
+        assert rows(base / "lake-airflow", table) == expected, table
+
+
+def test_a_failing_task_fails_the_run_and_a_rerun_after_the_fix_matches_a_clean_run(world, bin_dir):
+    base, env, metadata = world
+    blocker = base / "not-a-directory"
+    blocker.write_text("the lake cannot live under a file")
+    broken = write_config(base / "broken.yaml", base / "landing", blocker / "lake", metadata)
+    # No retries here: each would wait out the DAG's backoff.
+    result = dags_test({**env, "STREAMREEL_TASK_RETRIES": "0"}, broken, "2025-08-11T16")
+    assert result.returncode != 0
+    assert "bronze-ingest failed:" in task_logs(env) + result.stdout + result.stderr
+
+    fixed = write_config(base / "fixed.yaml", base / "landing", base / "lake-fixed", metadata)
+    assert dags_test(env, fixed, "2025-08-11T16").returncode == 0
+    clean = write_config(base / "clean.yaml", base / "landing", base / "lake-clean", metadata)
+    direct(bin_dir, env, clean, HOURS[0])
+    for table in GOLD:
+        assert rows(base / "lake-fixed", table) == rows(base / "lake-clean", table), table
