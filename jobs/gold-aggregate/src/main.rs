@@ -1,8 +1,9 @@
 //! `gold-aggregate --config FILE --hour 2025-08-11T14`: see the README.
 
 use clap::Parser;
-use streamreel_lake::cli::RunArgs;
+use streamreel_lake::cli::{RunArgs, run_main};
 
+// Many short-lived strings and arrays; mimalloc keeps allocation cheap.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -15,20 +16,12 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    streamreel_lake::telemetry::init();
-    match run().await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("gold-aggregate failed: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
-}
-
-async fn run() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    let (config, window, run_id) = cli.run.load("gold-aggregate")?;
-    let report = gold_aggregate::run(&config, window, &run_id).await?;
-    streamreel_lake::report::emit(&report.summary(), &report, cli.run.report.as_deref())?;
-    Ok(())
+    run_main("gold-aggregate", async {
+        let cli = Cli::parse();
+        let (config, window, run_id) = cli.run.load("gold-aggregate")?;
+        let report = gold_aggregate::run(&config, window, &run_id).await?;
+        streamreel_lake::report::emit(&report.summary(), &report, cli.run.report.as_deref())?;
+        Ok::<_, anyhow::Error>(())
+    })
+    .await
 }

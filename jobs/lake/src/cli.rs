@@ -57,3 +57,16 @@ impl RunArgs {
         Ok((config, window, run_id))
     }
 }
+
+/// The body of every worker's `main`: tracing on stderr, then `work`; a
+/// failure is one clear error line (with its causes) and a failing exit code.
+pub async fn run_main<E: std::fmt::Display>(worker: &str, work: impl std::future::Future<Output = Result<(), E>>) -> std::process::ExitCode {
+    crate::telemetry::init();
+    match work.await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{worker} failed: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

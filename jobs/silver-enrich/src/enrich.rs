@@ -17,35 +17,17 @@ use streamreel_lake::arrow::datatypes::TimestampMicrosecondType;
 use crate::error::SilverError;
 use crate::schema::EVENTS_SCHEMA;
 
-/// The bronze columns silver reads (everything but raw line and run id).
-pub const BRONZE_COLUMNS: &[&str] = &[
-    "event_id",
-    "customer_id",
-    "title_id",
-    "session_id",
-    "event_type",
-    "event_timestamp",
-    "position_seconds",
-    "watch_duration_seconds",
-    "completion_percentage",
-    "bandwidth_mbps",
-    "buffering_events",
-    "buffering_duration_seconds",
-    "error_count",
-    "device_type",
-    "device_id",
-    "device_os",
-    "app_version",
-    "quality",
-    "ip_address",
-    "country",
-    "state",
-    "city",
-    "isp",
-    "connection_type",
-    "source_object",
-    "line_number",
-];
+/// The bronze columns silver reads: all but the raw line, the run id and the
+/// landing partition.
+pub static BRONZE_COLUMNS: std::sync::LazyLock<Vec<&'static str>> = std::sync::LazyLock::new(|| {
+    use bronze_ingest::schema::{EVENTS_SCHEMA, LANDING_DATE, LANDING_HOUR};
+    EVENTS_SCHEMA
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .filter(|name| !["raw_line", "run_id", LANDING_DATE, LANDING_HOUR].contains(name))
+        .collect()
+});
 
 pub const MICROS_PER_DAY: i64 = 86_400_000_000;
 

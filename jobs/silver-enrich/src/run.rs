@@ -79,7 +79,7 @@ pub async fn run(config: &Config, window: Window, run_id: &str) -> Result<Silver
 
         let bronze = Table::open_or_create(&lake, &bronze_ingest::schema::EVENTS).await?;
         let bronze_files = bronze.files_where(|values| bronze_ingest::ingest::partition_in(window, values))?;
-        let bronze_batches = bronze.read(&bronze_files, Some(BRONZE_COLUMNS)).await?;
+        let bronze_batches = bronze.read(&bronze_files, Some(&BRONZE_COLUMNS)).await?;
         let masks = mask_addresses(&bronze_batches, &IpMasker::new(ip_key.as_bytes()));
         info!(seconds = started.elapsed().as_secs_f64(), "read bronze");
         let candidates: Vec<RecordBatch> = bronze_batches.iter().filter(|b| b.num_rows() > 0).map(|b| to_silver(b, &metadata, &masks)).collect();
