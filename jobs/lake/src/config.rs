@@ -48,6 +48,9 @@ pub struct SilverSettings {
     /// Name of the environment variable holding the key of the IP hash; the
     /// key itself never sits in a file.
     pub ip_hash_key_env: String,
+    /// A window with more bronze rows than this is processed in consecutive
+    /// chunks of landing hours, so memory stays bounded (about 1.5 KiB per row).
+    pub max_rows_per_chunk: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -105,6 +108,7 @@ impl Default for SilverSettings {
     fn default() -> Self {
         SilverSettings {
             ip_hash_key_env: "STREAMREEL_IP_HASH_KEY".into(),
+            max_rows_per_chunk: 4_000_000,
         }
     }
 }
@@ -208,6 +212,7 @@ impl Config {
                 "metrics.engagement_tiers must satisfy high >= medium >= low",
             ),
             (self.bronze.max_line_bytes > 0, "bronze.max_line_bytes must be > 0"),
+            (self.silver.max_rows_per_chunk > 0, "silver.max_rows_per_chunk must be > 0"),
             (
                 (0.0..=1.0).contains(&self.bronze.max_reject_ratio),
                 "bronze.max_reject_ratio must be in [0, 1]",

@@ -68,9 +68,75 @@ impl SilverReport {
     }
 }
 
+/// Runs silver over `window`, in consecutive chunks of landing hours when it
+/// holds more than `silver.max_rows_per_chunk` bronze rows: since any split
+/// of the hours gives the same tables, this only bounds memory.
 pub async fn run(config: &Config, window: Window, run_id: &str) -> Result<SilverReport, SilverError> {
     let started = Instant::now();
     let lake = Location::parse(&config.lake_url)?;
+    let chunks = chunks(&lake, window, config.silver.max_rows_per_chunk).await?;
+    let mut total = SilverReport {
+        worker: "silver-enrich",
+        run_id: run_id.to_string(),
+        window_start: format_hour(window.start),
+        window_end: format_hour(window.end),
+        ..Default::default()
+    };
+    for chunk in &chunks {
+        if chunks.len() > 1 {
+            info!(chunk = %chunk, of = %window, "processing a chunk of the window");
+        }
+        let part = run_chunk(config, &lake, *chunk, run_id).await?;
+        total.bronze_rows += part.bronze_rows;
+        total.events_written += part.events_written;
+        total.already_in_silver += part.already_in_silver;
+        total.duplicates_dropped += part.duplicates_dropped;
+        total.duplicate_conflicts += part.duplicate_conflicts;
+        total.events_replaced += part.events_replaced;
+        total.sessions_recomputed += part.sessions_recomputed;
+        total.segment_rows += part.segment_rows;
+        total.session_rows += part.session_rows;
+    }
+    total.seconds = started.elapsed().as_secs_f64();
+    Ok(total)
+}
+
+/// Consecutive sub-windows of whole landing hours, each holding at most
+/// `max_rows` bronze rows (an hour holding more is a chunk of its own).
+async fn chunks(lake: &Location, window: Window, max_rows: u64) -> Result<Vec<Window>, SilverError> {
+    let bronze = Table::open_or_create(lake, &bronze_ingest::schema::EVENTS).await?;
+    let mut rows_by_hour: HashMap<chrono::DateTime<chrono::Utc>, u64> = HashMap::new();
+    for file in bronze.files_where(|values| bronze_ingest::ingest::partition_in(window, values))? {
+        let values = file.partition_values_map();
+        let hour = values
+            .get(bronze_ingest::schema::LANDING_DATE)
+            .cloned()
+            .flatten()
+            .and_then(|d| chrono::NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok())
+            .zip(values.get(bronze_ingest::schema::LANDING_HOUR).cloned().flatten().and_then(|h| h.parse::<u32>().ok()))
+            .and_then(|(d, h)| d.and_hms_opt(h, 0, 0))
+            .map(|t| t.and_utc());
+        if let Some(hour) = hour {
+            *rows_by_hour.entry(hour).or_default() += file.num_records().unwrap_or(usize::MAX / 2) as u64;
+        }
+    }
+    let mut chunks = Vec::new();
+    let (mut start, mut rows) = (window.start, 0u64);
+    for hour in window.hours() {
+        let here = rows_by_hour.get(&hour).copied().unwrap_or(0);
+        if rows > 0 && rows + here > max_rows {
+            chunks.push(Window::new(start, hour)?);
+            (start, rows) = (hour, 0);
+        }
+        rows += here;
+    }
+    chunks.push(Window::new(start, window.end)?);
+    Ok(chunks)
+}
+
+async fn run_chunk(config: &Config, lake: &Location, window: Window, run_id: &str) -> Result<SilverReport, SilverError> {
+    let started = Instant::now();
+    let lake = lake.clone();
     let span = info_span!("silver_enrich", window = %window, table = %lake.join(EVENTS.path));
     async move {
         let key_env = &config.silver.ip_hash_key_env;

@@ -67,6 +67,16 @@ async fn hourly_runs_in_any_order_equal_one_full_run_and_reruns_change_nothing()
         assert!(got[i] == expected[i], "{name}: shuffled hours differ");
     }
 
+    // One run over the window in bounded chunks of landing hours.
+    let (mut chunked, _) = simulated_lake(15_000).await;
+    chunked.config.silver.max_rows_per_chunk = 2_000;
+    let report = silver_enrich::run(&chunked.config, window, "chunked").await.unwrap();
+    assert_eq!(report.bronze_rows, silver_enrich::run(&full.config, window, "rerun").await.unwrap().bronze_rows);
+    let got = silver_tables(&chunked.config).await;
+    for (i, name) in ["events", "segments", "sessions"].iter().enumerate() {
+        assert!(got[i] == expected[i], "{name}: chunked run differs");
+    }
+
     // Reruns: one busy hour, then the whole window.
     let rerun = silver_enrich::run(&full.config, Window::hour("2025-08-11T19").unwrap(), "rerun").await.unwrap();
     assert_eq!(rerun.events_written, 0);
