@@ -171,22 +171,19 @@ pub static SESSIONS: LazyLock<TableSpec> = LazyLock::new(|| TableSpec {
 });
 
 /// The sessions a silver run rewrote, old and new versions: gold recomputes
-/// exactly the keys these rows name. Internal to the pipeline.
+/// exactly the keys these rows name. Internal to the pipeline. The columns
+/// are those of `watch_sessions` that name a session and its gold keys, plus
+/// the run's window.
+pub const CHANGE_KEY_COLUMNS: [&str; 10] =
+    ["customer_id", "title_id", "session_key", "session_start", "session_end", "device_type", "country", "isp", "quality", EVENT_DATE];
+
 pub static CHANGES_SCHEMA: LazyLock<Arc<Schema>> = LazyLock::new(|| {
-    Arc::new(Schema::new(vec![
-        text("customer_id", false),
-        text("title_id", false),
-        text("session_key", false),
-        Field::new("session_start", timestamp(), false),
-        Field::new("session_end", timestamp(), false),
-        text("device_type", true),
-        text("country", true),
-        text("isp", true),
-        text("quality", true),
-        Field::new(EVENT_DATE, DataType::Date32, false),
-        text("window_start", false),
-        text("window_end", false),
-    ]))
+    let mut fields: Vec<Field> = CHANGE_KEY_COLUMNS
+        .iter()
+        .map(|name| SESSIONS_SCHEMA.field_with_name(name).expect("a watch_sessions column").clone())
+        .collect();
+    fields.extend([text("window_start", false), text("window_end", false)]);
+    Arc::new(Schema::new(fields))
 });
 
 pub static CHANGES: LazyLock<TableSpec> = LazyLock::new(|| TableSpec {
