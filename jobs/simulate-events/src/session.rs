@@ -30,6 +30,9 @@ pub struct Customer {
     pub connection: &'static str,
     pub ip: String,
     pub bandwidth: f64,
+    /// How long this viewer's stalls last relative to the best networks:
+    /// some ISPs, and mobile connections, buffer much more.
+    pub stall_factor: f64,
 }
 
 pub struct Population {
@@ -97,6 +100,9 @@ impl Population {
                     .collect();
                 let (country, _, places, isps) = GEOGRAPHY[*pick(&mut rng, &geography)];
                 let (state, city) = one(&mut rng, places);
+                let isp_index = rng.random_range(0..isps.len());
+                let connection = one(&mut rng, &CONNECTIONS);
+                let stall_factor = (1.0 + 2.5 * isp_index as f64) * if connection == "mobile" { 2.0 } else { 1.0 };
                 let ip = if rng.random_bool(0.05) {
                     format!("2001:db8:{:x}:{:x}::{:x}", rng.random::<u16>(), rng.random::<u16>(), rng.random::<u16>())
                 } else {
@@ -108,10 +114,11 @@ impl Population {
                     country,
                     state,
                     city,
-                    isp: one(&mut rng, isps),
-                    connection: one(&mut rng, &CONNECTIONS),
+                    isp: isps[isp_index],
+                    connection,
                     ip,
                     bandwidth: (rng.random_range(3.0..120.0f64) * 10.0).round() / 10.0,
+                    stall_factor,
                 }
             })
             .collect();
@@ -283,7 +290,7 @@ impl SessionPlan {
                 }
                 a if a < 0.57 => {
                     emit(&mut events, "buffer_start", time, position, title_index, watched, quality, buffering_events, buffering_seconds, errors);
-                    let stall = rng.random_range(1.0..12.0);
+                    let stall = rng.random_range(1.0..12.0) * customer.stall_factor;
                     time += Duration::milliseconds((stall * 1000.0) as i64);
                     buffering_events += 1;
                     buffering_seconds += stall;
