@@ -97,7 +97,7 @@ pub async fn run(config: &Config, window: Window, run_id: &str) -> Result<Ingest
         let Ingested { stats: totals, compressed_bytes, objects: objects_done, event_adds, reject_adds } = done;
 
         let in_window = |file: &deltalake::kernel::LogicalFileView| partition_in(window, &file.partition_values_map());
-        let metadata = commit_metadata(&run_id, window);
+        let metadata = streamreel_lake::delta::commit_metadata("bronze-ingest", &run_id, window);
         // Rejects first: if the run dies between the two commits, the rerun
         // replaces both, and no event is ever visible without its rejects.
         let rejects_version = rejects.commit(reject_adds, in_window, &format!("bronze window {window}"), metadata.clone()).await?;
@@ -273,26 +273,18 @@ async fn write(writer: &mut TableWriter, batch: streamreel_lake::arrow::array::R
     Ok(writer.write(batch, &partition).await?)
 }
 
-/// Whether a bronze file's landing partition lies in the window.
-pub fn partition_in(window: Window, values: &HashMap<String, Option<String>>) -> bool {
-    let date = values.get(LANDING_DATE).cloned().flatten();
-    let hour = values.get(LANDING_HOUR).cloned().flatten();
-    match (date, hour.and_then(|h| h.parse::<u32>().ok())) {
-        (Some(date), Some(hour)) => chrono::NaiveDate::parse_from_str(&date, "%Y-%m-%d")
-            .ok()
-            .and_then(|d| d.and_hms_opt(hour, 0, 0))
-            .is_some_and(|t| window.contains(t.and_utc())),
-        _ => false,
-    }
+/// The landing hour of a bronze file, from its partition values.
+pub fn landing_hour(values: &HashMap<String, Option<String>>) -> Option<DateTime<Utc>> {
+    let day = streamreel_lake::delta::partition_day(values, LANDING_DATE)?;
+    let hour: i64 = values.get(LANDING_HOUR)?.as_deref()?.parse().ok()?;
+    DateTime::from_timestamp_micros(day as i64 * streamreel_lake::delta::MICROS_PER_DAY + hour * 3_600_000_000)
 }
 
-fn commit_metadata(run_id: &str, window: Window) -> HashMap<String, serde_json::Value> {
-    HashMap::from([
-        ("streamreel.worker".to_string(), "bronze-ingest".into()),
-        ("streamreel.run_id".to_string(), run_id.into()),
-        ("streamreel.window".to_string(), window.to_string().into()),
-    ])
+/// Whether a bronze file's landing partition lies in the window.
+pub fn partition_in(window: Window, values: &HashMap<String, Option<String>>) -> bool {
+    landing_hour(values).is_some_and(|hour| window.contains(hour))
 }
+
 
 /// The folder of one landing hour, relative to the landing root.
 pub fn hour_folder(hour: DateTime<Utc>) -> String {

@@ -105,7 +105,7 @@ pub fn dim(value: &Option<String>) -> String {
     value.clone().unwrap_or_else(|| "unknown".into())
 }
 
-pub const MICROS_PER_DAY: i64 = 86_400_000_000;
+pub use streamreel_lake::delta::MICROS_PER_DAY;
 pub const MICROS_PER_HOUR: i64 = 3_600_000_000;
 
 /// One `video_daily` row.

@@ -2,7 +2,7 @@
 //! silver change log), recomputes exactly the gold keys they touch from
 //! `silver/watch_sessions`, and replaces those keys' rows.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -16,7 +16,7 @@ use streamreel_lake::arrow::array::{
 };
 use streamreel_lake::arrow::compute::{concat_batches, filter_record_batch};
 use streamreel_lake::arrow::datatypes::{Float64Type, SchemaRef, TimestampMicrosecondType};
-use streamreel_lake::delta::{PartitionValue, RowFilterSpec, Table, TableSpec, days_to_date};
+use streamreel_lake::delta::{PartitionValue, RowFilterSpec, Table, TableSpec, day_of, days_to_date};
 use streamreel_lake::storage::Location;
 use streamreel_lake::window::format_hour;
 use streamreel_lake::{Config, LakeError, Window};
@@ -24,7 +24,7 @@ use tracing::{Instrument, info, info_span};
 
 use crate::error::GoldError;
 use crate::facts::{SESSION_COLUMNS, SessionFacts, from_batch};
-use crate::metrics::{self, Engagement, MICROS_PER_DAY, concurrency, engagement, qos_hourly, retention, video_daily};
+use crate::metrics::{self, Engagement, concurrency, engagement, qos_hourly, retention, video_daily};
 use crate::schema::{CONCURRENCY, ENGAGEMENT, EVENT_DATE, QOS_HOURLY, RETENTION, VIDEO_DAILY};
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -146,9 +146,6 @@ fn arrow(context: &'static str) -> impl Fn(streamreel_lake::arrow::error::ArrowE
     move |e| GoldError::Lake(LakeError::arrow(context, e))
 }
 
-fn day_of(micros: i64) -> i32 {
-    micros.div_euclid(MICROS_PER_DAY) as i32
-}
 
 /// The change-log rows of every silver run whose window overlaps this one.
 async fn read_changes(changes: &Table, window: Window) -> Result<Touched, GoldError> {
@@ -204,12 +201,7 @@ async fn read_sessions(
     keys: Option<Arc<BTreeSet<(String, String)>>>,
 ) -> Result<Vec<SessionFacts>, GoldError> {
     let files: Vec<LogicalFileView> = sessions.files_where(|values| {
-        values
-            .get(EVENT_DATE)
-            .cloned()
-            .flatten()
-            .and_then(|v| chrono::NaiveDate::parse_from_str(&v, "%Y-%m-%d").ok())
-            .is_some_and(|d| days.contains(&streamreel_lake::delta::date_to_days(d)))
+        streamreel_lake::delta::partition_day(values, EVENT_DATE).is_some_and(|d| days.contains(&d))
     })?;
     let filter = keys.map(|keys| RowFilterSpec {
         columns: vec!["customer_id".into(), "title_id".into()],
@@ -230,20 +222,13 @@ fn contains(keys: &BTreeSet<(String, String)>, customer: &str, title: &str) -> b
     keys.range((customer.to_string(), title.to_string())..).next().is_some_and(|(c, t)| c == customer && t == title)
 }
 
-fn commit_metadata(run_id: &str, window: Window) -> HashMap<String, serde_json::Value> {
-    HashMap::from([
-        ("streamreel.worker".to_string(), "gold-aggregate".into()),
-        ("streamreel.run_id".to_string(), run_id.into()),
-        ("streamreel.window".to_string(), window.to_string().into()),
-    ])
-}
 
 /// Rewrites an unpartitioned table with `batch` in one commit.
 async fn replace_all(table: &mut Table, batch: &RecordBatch, run_id: &str, window: Window) -> Result<(), GoldError> {
     let mut writer = table.writer()?;
     writer.write(batch.clone(), &[]).await?;
     let adds = writer.flush().await?;
-    table.commit(adds, |_| true, &format!("gold window {window}"), commit_metadata(run_id, window)).await?;
+    table.commit(adds, |_| true, &format!("gold window {window}"), streamreel_lake::delta::commit_metadata("gold-aggregate", run_id, window)).await?;
     Ok(())
 }
 
@@ -266,7 +251,7 @@ async fn replace_days(lake: &Location, spec: &TableSpec, days: &BTreeSet<i32>, b
             adds,
             |f| f.partition_values_map().get(EVENT_DATE).cloned().flatten().is_some_and(|d| names.contains(&d)),
             &format!("gold window {window}"),
-            commit_metadata(run_id, window),
+            streamreel_lake::delta::commit_metadata("gold-aggregate", run_id, window),
         )
         .await?;
     Ok(())

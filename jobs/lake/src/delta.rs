@@ -359,6 +359,28 @@ fn partition_array(
     })
 }
 
+pub const MICROS_PER_DAY: i64 = 86_400_000_000;
+
+/// The UTC day (days since 1970-01-01) of a timestamp in microseconds.
+pub fn day_of(micros: i64) -> i32 {
+    micros.div_euclid(MICROS_PER_DAY) as i32
+}
+
+/// The day of a file's date partition `column`, as days since 1970-01-01.
+pub fn partition_day(values: &HashMap<String, Option<String>>, column: &str) -> Option<i32> {
+    let value = values.get(column)?.as_deref()?;
+    chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d").ok().map(date_to_days)
+}
+
+/// What every worker records in the commits it makes, for lineage.
+pub fn commit_metadata(worker: &str, run_id: &str, window: crate::Window) -> HashMap<String, serde_json::Value> {
+    HashMap::from([
+        ("streamreel.worker".to_string(), worker.into()),
+        ("streamreel.run_id".to_string(), run_id.into()),
+        ("streamreel.window".to_string(), window.to_string().into()),
+    ])
+}
+
 /// Days since 1970-01-01, arrow's Date32.
 pub fn date_to_days(date: chrono::NaiveDate) -> i32 {
     (date - chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")).num_days() as i32

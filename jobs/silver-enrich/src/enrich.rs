@@ -29,7 +29,7 @@ pub static BRONZE_COLUMNS: std::sync::LazyLock<Vec<&'static str>> = std::sync::L
         .collect()
 });
 
-pub const MICROS_PER_DAY: i64 = 86_400_000_000;
+pub use streamreel_lake::delta::MICROS_PER_DAY;
 
 /// One title's metadata.
 #[derive(Debug, Clone, PartialEq)]
@@ -199,7 +199,7 @@ pub fn to_silver(batch: &RecordBatch, metadata: &Metadata, masks: &HashMap<Strin
                 flags.append(true);
             }
         }
-        event_date.append_value(timestamps.value(i).div_euclid(MICROS_PER_DAY) as i32);
+        event_date.append_value(streamreel_lake::delta::day_of(timestamps.value(i)));
     }
 
     let columns: Vec<ArrayRef> = vec![

@@ -107,15 +107,7 @@ async fn chunks(lake: &Location, window: Window, max_rows: u64) -> Result<Vec<Wi
     let bronze = Table::open_or_create(lake, &bronze_ingest::schema::EVENTS).await?;
     let mut rows_by_hour: HashMap<chrono::DateTime<chrono::Utc>, u64> = HashMap::new();
     for file in bronze.files_where(|values| bronze_ingest::ingest::partition_in(window, values))? {
-        let values = file.partition_values_map();
-        let hour = values
-            .get(bronze_ingest::schema::LANDING_DATE)
-            .cloned()
-            .flatten()
-            .and_then(|d| chrono::NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok())
-            .zip(values.get(bronze_ingest::schema::LANDING_HOUR).cloned().flatten().and_then(|h| h.parse::<u32>().ok()))
-            .and_then(|(d, h)| d.and_hms_opt(h, 0, 0))
-            .map(|t| t.and_utc());
+        let hour = bronze_ingest::ingest::landing_hour(&file.partition_values_map());
         if let Some(hour) = hour {
             *rows_by_hour.entry(hour).or_default() += file.num_records().unwrap_or(usize::MAX / 2) as u64;
         }
@@ -202,7 +194,7 @@ async fn run_chunk(config: &Config, lake: &Location, window: Window, run_id: &st
         }
         let change_adds = change_writer.flush().await?;
 
-        let metadata = commit_metadata(run_id, window);
+        let metadata = streamreel_lake::delta::commit_metadata("silver-enrich", run_id, window);
         let op = format!("silver window {window}");
         // Events first, the change log last: a crash in between leaves
         // nothing a rerun of the window would not redo the same way.
@@ -400,9 +392,7 @@ fn deduplicate<'a>(columns: &[EventColumns<'a>], existing: usize) -> Dedup<'a> {
 }
 
 fn file_day(file: &LogicalFileView) -> Option<i64> {
-    let value = file.partition_values_map().get(EVENT_DATE).cloned().flatten()?;
-    let date = chrono::NaiveDate::parse_from_str(&value, "%Y-%m-%d").ok()?;
-    Some(streamreel_lake::delta::date_to_days(date) as i64)
+    streamreel_lake::delta::partition_day(&file.partition_values_map(), EVENT_DATE).map(i64::from)
 }
 
 fn partition_days(files: &[LogicalFileView]) -> Option<(i64, i64)> {
@@ -546,10 +536,3 @@ fn change_log(new_sessions: &[RecordBatch], old_sessions: &[RecordBatch], window
     RecordBatch::try_new(CHANGES_SCHEMA.clone(), columns).map_err(arrow("change log"))
 }
 
-fn commit_metadata(run_id: &str, window: Window) -> HashMap<String, serde_json::Value> {
-    HashMap::from([
-        ("streamreel.worker".to_string(), "silver-enrich".into()),
-        ("streamreel.run_id".to_string(), run_id.into()),
-        ("streamreel.window".to_string(), window.to_string().into()),
-    ])
-}

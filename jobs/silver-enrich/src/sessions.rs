@@ -13,7 +13,9 @@ use streamreel_lake::arrow::array::{
 };
 use streamreel_lake::config::MetricSettings;
 
-use crate::enrich::{MICROS_PER_DAY, Metadata};
+use streamreel_lake::delta::day_of as day;
+
+use crate::enrich::Metadata;
 use crate::rows::{EventColumns, RowRef, text_at};
 use crate::schema::{SEGMENTS_SCHEMA, SESSIONS_SCHEMA};
 use crate::segments::{Segment, SessionEvent, event_order, merge_intervals, split_sessions, watch_session};
@@ -155,9 +157,6 @@ pub fn recompute<'a>(
     out
 }
 
-fn day(micros: i64) -> i32 {
-    micros.div_euclid(MICROS_PER_DAY) as i32
-}
 
 fn utc() -> TimestampMicrosecondBuilder {
     TimestampMicrosecondBuilder::new().with_timezone("UTC")
