@@ -15,7 +15,7 @@ const HOUR: &str = "2025-08-11T10";
 const KEY_ENV: &str = "STREAMREEL_GOLDEN_IP_KEY";
 
 fn golden_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("golden")
+    Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo test")).join("golden")
 }
 
 fn scenarios() -> Vec<PathBuf> {

@@ -20,3 +20,12 @@ def bin_dir() -> Path:
     for worker in ("bronze-ingest", "silver-enrich", "gold-aggregate", "simulate-events"):
         assert (BIN / worker).exists(), f"{BIN / worker} is missing: run cargo build --release first"
     return BIN
+
+
+@pytest.fixture(scope="session")
+def dbt_venv() -> Path:
+    """The dbt venv infra/bin/test installs (STREAMREEL_DBT_VENV)."""
+    venv = Path(os.environ.get("STREAMREEL_DBT_VENV", Path.home() / ".cache" / "streamreel" / "venvs" / "dbt"))
+    assert (venv / "bin" / "dbt").exists(), f"{venv}/bin/dbt is missing: run infra/bin/test, which installs it"
+    return venv
+

@@ -10,7 +10,7 @@ from airflow.dag_processing.dagbag import DagBag
 from conftest import DAGS
 
 DAG_ID = "streamreel_hourly"
-TASKS = ["bronze_ingest", "silver_enrich", "gold_aggregate"]
+TASKS = ["bronze_ingest", "silver_enrich", "gold_aggregate", "dbt_build"]
 
 
 def load(runner: str):
@@ -63,3 +63,21 @@ def test_kubernetes_tasks_run_the_image_with_the_window():
     assert "{{ data_interval_start.strftime('%Y-%m-%dT%H') }}" in task.arguments
     assert "streamreel_image" in task.image
     assert task.env_from, "credentials come from a secret"
+
+
+def test_local_dbt_task_builds_and_checks_freshness_on_the_gold_task_lake():
+    dag = load("local")
+    task = dag.get_task("dbt_build")
+    assert "build --profiles-dir ." in task.bash_command
+    assert "source freshness" in task.bash_command
+    assert "xcom_pull(task_ids='gold_aggregate')" in task.env["STREAMREEL_LAKE_URL"]
+    assert task.append_env, "AWS_* and PATH reach dbt"
+
+
+def test_kubernetes_dbt_task_runs_dbt_in_the_image():
+    dag = load("kubernetes")
+    task = dag.get_task("dbt_build")
+    assert task.cmds == ["bash", "-c"]
+    assert "dbt build" in task.arguments[0] and "source freshness" in task.arguments[0]
+    assert task.env_from, "STREAMREEL_LAKE_URL and credentials come from a secret"
+

@@ -1,7 +1,8 @@
 """The real Airflow runs the DAG for two consecutive hours; the gold tables
-equal a direct run of the workers over the same hours. A failing task fails
-the run with the worker's error line, and a rerun after the fix gives the
-same tables as a clean run."""
+equal a direct run of the workers over the same hours, and the dbt task
+builds the reporting marts from them. A failing task fails the run with the
+worker's error line, and a rerun after the fix gives the same tables as a
+clean run."""
 
 import json
 import os
@@ -13,7 +14,7 @@ from deltalake import DeltaTable
 
 from conftest import DAGS
 
-GOLD = ["user_video_engagement", "video_daily", "video_retention", "qos_hourly", "concurrency_5min"]
+GOLD = ["user_video_engagement", "video_daily", "video_retention", "qos_hourly", "concurrency_5min", "viewer_daily"]
 HOURS = ["2025-08-11T15", "2025-08-11T16"]
 
 
@@ -29,7 +30,7 @@ def write_config(path: Path, landing: Path, lake: Path, metadata: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory, repo, bin_dir):
+def world(tmp_path_factory, repo, bin_dir, dbt_venv):
     base = tmp_path_factory.mktemp("airflow")
     env = {k: v for k, v in os.environ.items() if k != "RUST_LOG"}
     env["STREAMREEL_IP_HASH_KEY"] = "airflow-test-key"
@@ -44,6 +45,11 @@ def world(tmp_path_factory, repo, bin_dir):
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
         "STREAMREEL_BIN_DIR": str(bin_dir),
+        "STREAMREEL_DBT": str(dbt_venv / "bin" / "dbt"),
+        "STREAMREEL_DBT_PROJECT_DIR": str(repo / "dbt"),
+        # A failing task fails the run at once instead of waiting out the
+        # DAG's retry backoff (the integrity test checks the retries).
+        "STREAMREEL_TASK_RETRIES": "0",
     })
     subprocess.run(["airflow", "db", "migrate"], env=env, check=True, capture_output=True)
     return base, env, repo / "metadata/video_metadata.csv"
@@ -55,11 +61,20 @@ def task_logs(env) -> str:
 
 
 def dags_test(env, config: Path, hour_end: str):
-    """Runs the DAG for the interval that ends at `hour_end` (logical date)."""
+    """Runs the DAG for the interval that ends at `hour_end` (logical date);
+    dbt writes the DuckDB file beside the config."""
     return subprocess.run(
         ["airflow", "dags", "test", "streamreel_hourly", f"{hour_end}:00:00+00:00"],
-        env={**env, "STREAMREEL_CONFIG": str(config)}, capture_output=True, text=True,
+        env={**env, "STREAMREEL_CONFIG": str(config), "STREAMREEL_DUCKDB_PATH": str(config.with_suffix(".duckdb"))},
+        capture_output=True, text=True,
     )
+
+
+def duckdb_query(dbt_venv: Path, database: Path, sql: str):
+    """One row of `sql` over the DuckDB file dbt built (duckdb lives in the dbt venv)."""
+    script = "import duckdb, json, sys; print(json.dumps(duckdb.connect(sys.argv[1], read_only=True).execute(sys.argv[2]).fetchone(), default=str))"
+    out = subprocess.run([dbt_venv / "bin" / "python", "-c", script, database, sql], check=True, capture_output=True, text=True)
+    return json.loads(out.stdout)
 
 
 def direct(bin_dir, env, config: Path, hour: str):
@@ -67,7 +82,7 @@ def direct(bin_dir, env, config: Path, hour: str):
         subprocess.run([bin_dir / worker, "--config", config, "--hour", hour], env=env, check=True, capture_output=True)
 
 
-def test_two_hours_under_airflow_equal_a_direct_run(world, bin_dir):
+def test_two_hours_under_airflow_equal_a_direct_run_and_feed_the_marts(world, bin_dir, dbt_venv):
     base, env, metadata = world
     airflow_config = write_config(base / "airflow.yaml", base / "landing", base / "lake-airflow", metadata)
     direct_config = write_config(base / "direct.yaml", base / "landing", base / "lake-direct", metadata)
@@ -85,14 +100,20 @@ def test_two_hours_under_airflow_equal_a_direct_run(world, bin_dir):
         assert expected, f"{table} is empty"
         assert rows(base / "lake-airflow", table) == expected, table
 
+    # The dbt task read the gold tables the gold task wrote, after each hour.
+    database = airflow_config.with_suffix(".duckdb")
+    viewer_videos = len(rows(base / "lake-airflow", "user_video_engagement"))
+    assert duckdb_query(dbt_venv, database, "select sum(viewers) from marts.mart_top_titles") == [viewer_videos]
+    days = {row[0] for row in rows(base / "lake-airflow", "viewer_daily")}
+    assert duckdb_query(dbt_venv, database, "select count(*) from marts.mart_daily_kpis") == [len(days)]
+
 
 def test_a_failing_task_fails_the_run_and_a_rerun_after_the_fix_matches_a_clean_run(world, bin_dir):
     base, env, metadata = world
     blocker = base / "not-a-directory"
     blocker.write_text("the lake cannot live under a file")
     broken = write_config(base / "broken.yaml", base / "landing", blocker / "lake", metadata)
-    # No retries here: each would wait out the DAG's backoff.
-    result = dags_test({**env, "STREAMREEL_TASK_RETRIES": "0"}, broken, "2025-08-11T16")
+    result = dags_test(env, broken, "2025-08-11T16")
     assert result.returncode != 0
     assert "bronze-ingest failed:" in task_logs(env) + result.stdout + result.stderr
 

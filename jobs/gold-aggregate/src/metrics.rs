@@ -14,6 +14,10 @@ use crate::facts::SessionFacts;
 pub struct Engagement {
     pub customer_id: String,
     pub title_id: String,
+    /// Of the viewer's first session of the video: where and on what they
+    /// watch, for retention by region and completion by device.
+    pub country: String,
+    pub device_type: String,
     pub duration_seconds: Option<f64>,
     pub total_watch_seconds: f64,
     pub unique_watch_seconds: f64,
@@ -38,7 +42,7 @@ pub struct Engagement {
 
 /// Aggregates all of one (customer, title)'s sessions, for all time.
 pub fn engagement(sessions: &[&SessionFacts], settings: &MetricSettings) -> Engagement {
-    let first = sessions[0];
+    let first = sessions.iter().min_by_key(|s| (s.session_start, s.session_key.as_str())).expect("a viewer-video has sessions");
     let duration = sessions.iter().filter_map(|s| s.duration).reduce(f64::max);
     let total: f64 = sessions.iter().map(|s| s.watched_seconds).sum();
     let mut intervals: Vec<(f64, f64)> = sessions.iter().flat_map(|s| s.watched_intervals.iter().copied()).collect();
@@ -66,6 +70,8 @@ pub fn engagement(sessions: &[&SessionFacts], settings: &MetricSettings) -> Enga
     Engagement {
         customer_id: first.customer_id.clone(),
         title_id: first.title_id.clone(),
+        country: dim(&first.country),
+        device_type: dim(&first.device_type),
         duration_seconds: duration,
         total_watch_seconds: total,
         unique_watch_seconds: unique,
@@ -161,6 +167,42 @@ pub fn video_daily(sessions: &[SessionFacts], settings: &MetricSettings) -> Vec<
                 title_id,
                 country,
                 device_type,
+            }
+        })
+        .collect()
+}
+
+/// One `viewer_daily` row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ViewerDay {
+    pub event_date: i32,
+    pub customer_id: String,
+    pub sessions: i64,
+    pub titles_watched: i64,
+    pub watch_seconds: f64,
+    pub completed_sessions: i64,
+}
+
+/// Per day (of session start) and viewer: what daily KPIs count distinct
+/// viewers from, since viewers of `video_daily` rows do not add up.
+/// Sessions are (session, video) pairs, as in `video_daily`.
+pub fn viewer_daily(sessions: &[SessionFacts]) -> Vec<ViewerDay> {
+    let mut groups: BTreeMap<(i32, &str), Vec<&SessionFacts>> = BTreeMap::new();
+    for s in sessions {
+        groups.entry((s.event_date, s.customer_id.as_str())).or_default().push(s);
+    }
+    groups
+        .into_iter()
+        .map(|((event_date, customer_id), mut rows)| {
+            // Floating sums depend on order; the order rows were read in does not.
+            rows.sort_by(|a, b| (a.session_start, &a.session_key, &a.title_id).cmp(&(b.session_start, &b.session_key, &b.title_id)));
+            ViewerDay {
+                event_date,
+                customer_id: customer_id.to_string(),
+                sessions: rows.len() as i64,
+                titles_watched: rows.iter().map(|s| s.title_id.as_str()).collect::<BTreeSet<_>>().len() as i64,
+                watch_seconds: rows.iter().map(|s| s.watched_seconds).sum(),
+                completed_sessions: rows.iter().filter(|s| s.completed).count() as i64,
             }
         })
         .collect()
@@ -369,6 +411,33 @@ mod tests {
         assert_eq!(e.engagement_score, Some(100.0));
         assert_eq!(e.engagement_tier, "High");
         assert_eq!(e.quality_flags, vec!["watch_exceeds_duration".to_string()]);
+    }
+
+    #[test]
+    fn country_and_device_are_those_of_the_first_session_whatever_the_order() {
+        let mut later = peter();
+        later.session_start = 86_400_000_000;
+        later.country = Some("DE".into());
+        later.device_type = Some("mobile".into());
+        let e = engagement(&[&later, &peter()], &MetricSettings::default());
+        assert_eq!((e.country.as_str(), e.device_type.as_str()), ("unknown", "tv"));
+    }
+
+    #[test]
+    fn viewer_daily_counts_each_viewers_sessions_titles_and_completions_per_day() {
+        let mut other_title = peter();
+        other_title.title_id = "video_002".into();
+        other_title.completed = true;
+        let mut next_day = peter();
+        next_day.event_date = 1;
+        let mut other_viewer = peter();
+        other_viewer.customer_id = "ana".into();
+        let days = viewer_daily(&[peter(), other_title, next_day, other_viewer]);
+        let got: Vec<(i32, &str, i64, i64, f64, i64)> = days
+            .iter()
+            .map(|d| (d.event_date, d.customer_id.as_str(), d.sessions, d.titles_watched, d.watch_seconds, d.completed_sessions))
+            .collect();
+        assert_eq!(got, vec![(0, "ana", 1, 1, 130.0, 0), (0, "peter", 2, 2, 260.0, 1), (1, "peter", 1, 1, 130.0, 0)]);
     }
 
     #[test]

@@ -24,8 +24,8 @@ use tracing::{Instrument, info, info_span};
 
 use crate::error::GoldError;
 use crate::facts::{SESSION_COLUMNS, SessionFacts, from_batch};
-use crate::metrics::{self, Engagement, concurrency, engagement, qos_hourly, retention, video_daily};
-use crate::schema::{CONCURRENCY, ENGAGEMENT, EVENT_DATE, QOS_HOURLY, RETENTION, VIDEO_DAILY};
+use crate::metrics::{self, Engagement, concurrency, engagement, qos_hourly, retention, video_daily, viewer_daily};
+use crate::schema::{CONCURRENCY, ENGAGEMENT, EVENT_DATE, QOS_HOURLY, RETENTION, VIDEO_DAILY, VIEWER_DAILY};
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct GoldReport {
@@ -33,6 +33,8 @@ pub struct GoldReport {
     pub run_id: String,
     pub window_start: String,
     pub window_end: String,
+    /// Where the gold tables are: what the DAG's dbt task reads.
+    pub lake_url: String,
     pub sessions_changed: u64,
     pub viewer_videos_recomputed: u64,
     pub titles_recomputed: u64,
@@ -117,6 +119,8 @@ pub async fn run(config: &Config, window: Window, run_id: &str) -> Result<GoldRe
         let daily = video_daily(&day_facts, &config.metrics);
         let daily_batch = video_daily_batch(&daily, &metadata, loaded_at)?;
         replace_days(&lake, &VIDEO_DAILY, &touched.start_days, daily_batch, run_id, window).await?;
+        let viewers = viewer_daily_batch(&viewer_daily(&day_facts), loaded_at)?;
+        replace_days(&lake, &VIEWER_DAILY, &touched.start_days, viewers, run_id, window).await?;
         let qos = qos_batch(&qos_hourly(&day_facts), loaded_at)?;
         replace_days(&lake, &QOS_HOURLY, &touched.start_days, qos, run_id, window).await?;
 
@@ -130,6 +134,7 @@ pub async fn run(config: &Config, window: Window, run_id: &str) -> Result<GoldRe
             run_id: run_id.to_string(),
             window_start: format_hour(window.start),
             window_end: format_hour(window.end),
+            lake_url: lake.to_string(),
             sessions_changed: touched.sessions as u64,
             viewer_videos_recomputed: recomputed.len() as u64,
             titles_recomputed: touched.titles.len() as u64,
@@ -299,6 +304,8 @@ fn engagement_batch(rows: &[Engagement], metadata: &Metadata, loaded_at: i64) ->
             texts(rows.iter().map(|e| meta(e).and_then(|m| m.title.as_deref()))),
             texts(rows.iter().map(|e| meta(e).and_then(|m| m.genre.as_deref()))),
             texts(rows.iter().map(|e| meta(e).and_then(|m| m.creator.as_deref()))),
+            texts(rows.iter().map(|e| Some(e.country.as_str()))),
+            texts(rows.iter().map(|e| Some(e.device_type.as_str()))),
             floats(rows.iter().map(|e| e.duration_seconds)),
             floats(rows.iter().map(|e| Some(e.total_watch_seconds))),
             floats(rows.iter().map(|e| Some(e.unique_watch_seconds))),
@@ -386,6 +393,22 @@ fn video_daily_batch(rows: &[metrics::VideoDay], metadata: &Metadata, loaded_at:
             timestamps(rows.iter().map(|_| loaded_at)),
         ],
         "video_daily",
+    )
+}
+
+fn viewer_daily_batch(rows: &[metrics::ViewerDay], loaded_at: i64) -> Result<RecordBatch, GoldError> {
+    batch(
+        &VIEWER_DAILY.schema,
+        vec![
+            Arc::new(Date32Array::from_iter_values(rows.iter().map(|r| r.event_date))),
+            texts(rows.iter().map(|r| Some(r.customer_id.as_str()))),
+            ints(rows.iter().map(|r| r.sessions)),
+            ints(rows.iter().map(|r| r.titles_watched)),
+            floats(rows.iter().map(|r| Some(r.watch_seconds))),
+            ints(rows.iter().map(|r| r.completed_sessions)),
+            timestamps(rows.iter().map(|_| loaded_at)),
+        ],
+        "viewer_daily",
     )
 }
 

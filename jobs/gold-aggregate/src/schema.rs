@@ -1,4 +1,5 @@
-//! The five gold tables of tables.md; column names and meanings are the
+//! The gold tables of tables.md, plus `viewer_daily` (distinct viewers per
+//! day, for the daily KPIs); column names and meanings are the
 //! contract of metrics.md.
 
 use std::sync::{Arc, LazyLock};
@@ -22,6 +23,9 @@ pub static ENGAGEMENT: LazyLock<TableSpec> = LazyLock::new(|| TableSpec {
         f("title", DataType::Utf8, true),
         f("genre", DataType::Utf8, true),
         f("creator", DataType::Utf8, true),
+        // Of the viewer's first session of the video.
+        f("country", DataType::Utf8, false),
+        f("device_type", DataType::Utf8, false),
         f("duration_seconds", DataType::Float64, true),
         f("total_watch_seconds", DataType::Float64, false),
         f("unique_watch_seconds", DataType::Float64, false),
@@ -74,6 +78,22 @@ pub static VIDEO_DAILY: LazyLock<TableSpec> = LazyLock::new(|| TableSpec {
     partition_columns: &[EVENT_DATE],
     stats_columns: &["title_id"],
     plain_columns: &[],
+});
+
+pub static VIEWER_DAILY: LazyLock<TableSpec> = LazyLock::new(|| TableSpec {
+    path: "gold/viewer_daily",
+    schema: Arc::new(Schema::new(vec![
+        f(EVENT_DATE, DataType::Date32, false),
+        f("customer_id", DataType::Utf8, false),
+        f("sessions", DataType::Int64, false),
+        f("titles_watched", DataType::Int64, false),
+        f("watch_seconds", DataType::Float64, false),
+        f("completed_sessions", DataType::Int64, false),
+        f(LOADED_AT, timestamp(), false),
+    ])),
+    partition_columns: &[EVENT_DATE],
+    stats_columns: &["customer_id"],
+    plain_columns: &["customer_id"],
 });
 
 pub static RETENTION: LazyLock<TableSpec> = LazyLock::new(|| TableSpec {

@@ -2,7 +2,7 @@
 //! gold tables of one run over everything; rerunning a window changes nothing
 //! but `_loaded_at`.
 
-use gold_aggregate::schema::{CONCURRENCY, ENGAGEMENT, QOS_HOURLY, RETENTION, VIDEO_DAILY};
+use gold_aggregate::schema::{CONCURRENCY, ENGAGEMENT, QOS_HOURLY, RETENTION, VIDEO_DAILY, VIEWER_DAILY};
 use streamreel_lake::storage::Location;
 use streamreel_lake::testing::{TestLake, sample_metadata, table_rows};
 use streamreel_lake::{Config, Window};
@@ -29,7 +29,7 @@ async fn chain(config: &Config, window: Window) {
 
 async fn gold_tables(config: &Config) -> Vec<(String, Vec<String>)> {
     let mut tables = Vec::new();
-    for spec in [&*ENGAGEMENT, &*VIDEO_DAILY, &*RETENTION, &*QOS_HOURLY, &*CONCURRENCY] {
+    for spec in [&*ENGAGEMENT, &*VIDEO_DAILY, &*VIEWER_DAILY, &*RETENTION, &*QOS_HOURLY, &*CONCURRENCY] {
         tables.push((spec.path.to_string(), table_rows(&config.lake_url, spec, &["_loaded_at"]).await));
     }
     tables
@@ -49,7 +49,7 @@ fn assert_same(got: &[(String, Vec<String>)], expected: &[(String, Vec<String>)]
 }
 
 #[tokio::test]
-async fn hourly_chains_in_any_order_equal_one_full_run_for_all_five_tables() {
+async fn hourly_chains_in_any_order_equal_one_full_run_for_all_six_tables() {
     let (full, window) = simulated_lake().await;
     chain(&full.config, window).await;
     let expected = gold_tables(&full.config).await;

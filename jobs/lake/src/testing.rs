@@ -14,9 +14,16 @@ pub struct TestLake {
     _dir: tempfile::TempDir,
 }
 
-/// The repository's `metadata/video_metadata.csv`.
+/// The repository's `metadata/video_metadata.csv`, found from the package
+/// under test. Read at run time: a compile-time path goes stale when a
+/// cached target directory is shared by several clones.
 pub fn sample_metadata() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../metadata/video_metadata.csv")
+    let package = std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR");
+    Path::new(&package)
+        .ancestors()
+        .map(|dir| dir.join("metadata/video_metadata.csv"))
+        .find(|csv| csv.exists())
+        .expect("metadata/video_metadata.csv in a parent of the package")
 }
 
 impl TestLake {

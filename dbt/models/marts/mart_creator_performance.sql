@@ -1,0 +1,2 @@
+-- Which creators' videos engage viewers most.
+{{ performance_by('creator') }}

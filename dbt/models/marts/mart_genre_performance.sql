@@ -1,0 +1,2 @@
+-- Which genres engage viewers most.
+{{ performance_by('genre') }}

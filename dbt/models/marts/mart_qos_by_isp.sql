@@ -1,0 +1,2 @@
+-- Buffering and errors per isp: where streaming quality hurts.
+{{ quality_of_service_by('isp') }}

@@ -1,0 +1,27 @@
+-- One row per viewer and video, all time (metrics.md, user_video_engagement).
+select
+    customer_id,
+    title_id,
+    country,
+    device_type,
+    duration_seconds,
+    total_watch_seconds,
+    unique_watch_seconds,
+    max_position_seconds,
+    watch_percentage,
+    unique_watch_percentage,
+    completion_percentage,
+    session_count,
+    completion_count,
+    pause_count,
+    avg_pauses_per_session,
+    forward_skips,
+    backward_skips,
+    seek_count,
+    first_watched_at,
+    last_watched_at,
+    engagement_score,
+    engagement_tier,
+    unique_watch_intervals,
+    _loaded_at as loaded_at
+from {{ source('gold', 'user_video_engagement') }}
