@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod cores;
 pub mod delta;
 pub mod error;
 pub mod event_type;

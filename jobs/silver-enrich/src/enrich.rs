@@ -2,7 +2,7 @@
 //! key, the video metadata joined on `title_id`, and the IP address replaced
 //! by a keyed hash and its network.
 
-use std::collections::HashMap;
+use ahash::AHashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -43,7 +43,7 @@ pub struct VideoMetadata {
 }
 
 pub struct Metadata {
-    pub videos: HashMap<String, VideoMetadata>,
+    pub videos: AHashMap<String, VideoMetadata>,
 }
 
 impl Metadata {
@@ -56,7 +56,7 @@ impl Metadata {
         let column = |name: &str| headers.iter().position(|h| h == name).ok_or_else(|| bad(format!("no {name} column")));
         let (id, title, genre, creator, duration) =
             (column("title_id")?, column("title")?, column("genre")?, column("creator")?, column("duration_seconds")?);
-        let mut videos = HashMap::new();
+        let mut videos = AHashMap::new();
         for (line, record) in reader.records().enumerate() {
             let record = record.map_err(|e| bad(e.to_string()))?;
             let field = |i: usize| record.get(i).filter(|v| !v.is_empty()).map(str::to_string);
@@ -132,7 +132,7 @@ fn strings(batch: &RecordBatch, name: &str) -> StringArray {
 }
 
 /// Converts one bronze batch to the silver event schema.
-pub fn to_silver(batch: &RecordBatch, metadata: &Metadata, masks: &HashMap<String, (String, Option<String>)>) -> RecordBatch {
+pub fn to_silver(batch: &RecordBatch, metadata: &Metadata, masks: &AHashMap<String, (String, Option<String>)>) -> RecordBatch {
     let rows = batch.num_rows();
     let column = |name: &str| -> ArrayRef { batch.column_by_name(name).unwrap_or_else(|| panic!("bronze column {name}")).clone() };
     let (customer, title_id, session_id, event_type, device_id, ip) = (
@@ -244,8 +244,8 @@ pub fn to_silver(batch: &RecordBatch, metadata: &Metadata, masks: &HashMap<Strin
 }
 
 /// Hashes every distinct address of the batches once.
-pub fn mask_addresses(batches: &[RecordBatch], masker: &IpMasker) -> HashMap<String, (String, Option<String>)> {
-    let mut masks = HashMap::new();
+pub fn mask_addresses(batches: &[RecordBatch], masker: &IpMasker) -> AHashMap<String, (String, Option<String>)> {
+    let mut masks = AHashMap::new();
     for batch in batches {
         let ip = strings(batch, "ip_address");
         for value in ip.iter().flatten() {

@@ -17,6 +17,7 @@ use streamreel_lake::arrow::datatypes::{Date32Type, TimestampMicrosecondType};
 use streamreel_lake::delta::{PartitionValue, RowFilterSpec, Table, TableWriter, days_to_date};
 use streamreel_lake::storage::Location;
 use streamreel_lake::window::format_hour;
+use streamreel_lake::cores::{map_on_cores, shares_on_cores};
 use streamreel_lake::{Config, LakeError, Window};
 use tracing::{Instrument, info, info_span};
 
@@ -137,10 +138,11 @@ async fn run_chunk(config: &Config, lake: &Location, window: Window, run_id: &st
 
         let bronze = Table::open_or_create(&lake, &bronze_ingest::schema::EVENTS).await?;
         let bronze_files = bronze.files_where(|values| bronze_ingest::ingest::partition_in(window, values))?;
-        let bronze_batches = bronze.read(&bronze_files, Some(&BRONZE_COLUMNS)).await?;
+        let mut bronze_batches = bronze.read(&bronze_files, Some(&BRONZE_COLUMNS)).await?;
         let masks = mask_addresses(&bronze_batches, &IpMasker::new(ip_key.as_bytes()));
         info!(seconds = started.elapsed().as_secs_f64(), "read bronze");
-        let candidates: Vec<RecordBatch> = bronze_batches.iter().filter(|b| b.num_rows() > 0).map(|b| to_silver(b, &metadata, &masks)).collect();
+        bronze_batches.retain(|b| b.num_rows() > 0);
+        let candidates: Vec<RecordBatch> = map_on_cores(&bronze_batches, |b| to_silver(b, &metadata, &masks));
         drop(bronze_batches);
         let mut report = SilverReport {
             worker: "silver-enrich",
@@ -158,27 +160,36 @@ async fn run_chunk(config: &Config, lake: &Location, window: Window, run_id: &st
         let mut changes = Table::open_or_create(&lake, &CHANGES).await?;
 
         let stage = Instant::now();
-        let plan = plan(config, &metadata, &events, &candidates, &mut report).await?;
+        let mut plan = plan(config, &metadata, &events, &candidates, &mut report).await?;
         info!(seconds = stage.elapsed().as_secs_f64(), sessions = plan.recomputed.session_count, "deduplicated and recomputed sessions");
         let stage = Instant::now();
 
         // silver/events: this window's new events, and files rewritten
         // without the events an earlier delivery displaced.
-        let mut writer = events.writer()?;
-        for (batch, keep) in candidates.iter().zip(&plan.new_rows) {
-            write_by_date(&mut writer, &filter_record_batch(batch, keep).map_err(arrow("new events"))?).await?;
-        }
         let rewritten = rewrite_files(&events, &plan.displaced_files, |batch| {
             let ids = batch.column_by_name("event_id").expect("event_id").as_string::<i32>();
             BooleanArray::from_iter(ids.iter().map(|id| Some(!plan.displaced_ids.contains(id.unwrap_or_default()))))
         })
         .await?;
-        for batch in &rewritten.kept {
-            write_by_date(&mut writer, batch).await?;
-        }
-        let event_adds = writer.flush().await?;
-        info!(seconds = stage.elapsed().as_secs_f64(), table = %events.location, "wrote events");
-        let stage = Instant::now();
+        let rewritten_paths = rewritten.paths;
+        // Encoding parquet is CPU work: the events go on one core while the
+        // segments and session facts go on the other.
+        let mut event_writer = events.writer()?;
+        let new_rows = std::mem::take(&mut plan.new_rows);
+        let events_written = tokio::spawn(
+            async move {
+                for (batch, keep) in candidates.iter().zip(&new_rows) {
+                    write_by_date(&mut event_writer, &filter_record_batch(batch, keep).map_err(arrow("new events"))?).await?;
+                }
+                for batch in &rewritten.kept {
+                    write_by_date(&mut event_writer, batch).await?;
+                }
+                let adds = event_writer.flush().await?;
+                info!(seconds = stage.elapsed().as_secs_f64(), "wrote events");
+                Ok::<_, SilverError>(adds)
+            }
+            .in_current_span(),
+        );
 
         // Segments and session facts: replace the recomputed sessions.
         let (segment_adds, segment_removed, _) = replace_sessions(&segments, &plan.recomputed, &plan.recomputed.segments).await?;
@@ -186,6 +197,7 @@ async fn run_chunk(config: &Config, lake: &Location, window: Window, run_id: &st
         let stage = Instant::now();
         let (session_adds, session_removed, old_sessions) = replace_sessions(&sessions, &plan.recomputed, &plan.recomputed.sessions).await?;
         info!(seconds = stage.elapsed().as_secs_f64(), table = %sessions.location, files_rewritten = session_removed.len(), "wrote session facts");
+        let event_adds = events_written.await.map_err(|e| SilverError::Task(format!("writing silver/events: {e}")))??;
         let change_rows = change_log(&plan.recomputed.sessions, &old_sessions, window)?;
         let mut change_writer = changes.writer()?;
         let (ws, we) = (format_hour(window.start), format_hour(window.end));
@@ -198,7 +210,7 @@ async fn run_chunk(config: &Config, lake: &Location, window: Window, run_id: &st
         let op = format!("silver window {window}");
         // Events first, the change log last: a crash in between leaves
         // nothing a rerun of the window would not redo the same way.
-        events.commit(event_adds, |f| rewritten.paths.contains(f.path().as_ref()), &op, metadata.clone()).await?;
+        events.commit(event_adds, |f| rewritten_paths.contains(f.path().as_ref()), &op, metadata.clone()).await?;
         segments.commit(segment_adds, |f| segment_removed.contains(f.path().as_ref()), &op, metadata.clone()).await?;
         sessions.commit(session_adds, |f| session_removed.contains(f.path().as_ref()), &op, metadata.clone()).await?;
         changes
@@ -309,7 +321,8 @@ async fn plan(config: &Config, metadata: &Metadata, events: &Table, candidates: 
             }
         }
         let read_range = (days.0 * MICROS_PER_DAY, (days.1 + 1) * MICROS_PER_DAY);
-        let recomputed = recompute(&columns, &rows_by_key, &window_ids, &config.metrics, metadata, read_range);
+        let rows_by_key: Vec<(&str, Vec<RowRef>)> = rows_by_key.into_iter().collect();
+        let recomputed = Recomputed::merge(shares_on_cores(&rows_by_key, |share| recompute(&columns, share, &window_ids, &config.metrics, metadata, read_range)));
 
         let (min_day, max_day) = table_days.unwrap_or((days.0, days.1));
         let widen_earlier = recomputed.needs_earlier && days.0 > min_day;

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use ahash::{AHashMap, AHashSet};
+use ahash::AHashSet;
 use std::sync::Arc;
 
 use streamreel_lake::arrow::array::{
@@ -32,6 +32,22 @@ pub struct Recomputed {
     /// A touched session reaches the edge of the events read: read more.
     pub needs_earlier: bool,
     pub needs_later: bool,
+}
+
+impl Recomputed {
+    /// One result from those of disjoint sets of session keys.
+    pub fn merge(parts: Vec<Recomputed>) -> Recomputed {
+        let mut all = Recomputed::default();
+        for part in parts {
+            all.segments.extend(part.segments);
+            all.sessions.extend(part.sessions);
+            all.spans.extend(part.spans);
+            all.session_count += part.session_count;
+            all.needs_earlier |= part.needs_earlier;
+            all.needs_later |= part.needs_later;
+        }
+        all
+    }
 }
 
 /// Session-level facts: the first known dimension values and the last
@@ -78,7 +94,7 @@ impl<'a> Qos<'a> {
 /// on beyond it, which `needs_earlier` / `needs_later` report.
 pub fn recompute<'a>(
     columns: &[EventColumns<'a>],
-    rows_by_key: &AHashMap<&'a str, Vec<RowRef>>,
+    rows_by_key: &[(&'a str, Vec<RowRef>)],
     window_ids: &AHashSet<&str>,
     settings: &MetricSettings,
     metadata: &Metadata,
@@ -91,7 +107,8 @@ pub fn recompute<'a>(
     let mut events: Vec<(SessionEvent<'a>, RowRef)> = Vec::new();
     let mut ordered: Vec<SessionEvent<'a>> = Vec::new();
     let mut refs: Vec<RowRef> = Vec::new();
-    for (&key, rows) in rows_by_key {
+    for (key, rows) in rows_by_key {
+        let key = *key;
         events.clear();
         events.extend(rows.iter().map(|&(b, r)| (columns[b as usize].session_event(r as usize), (b, r))));
         events.sort_by(|x, y| event_order(&x.0, &y.0));
