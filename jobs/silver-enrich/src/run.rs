@@ -14,10 +14,10 @@ use serde::Serialize;
 use streamreel_lake::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch, StringArray};
 use streamreel_lake::arrow::compute::{filter_record_batch, not};
 use streamreel_lake::arrow::datatypes::{Date32Type, TimestampMicrosecondType};
+use streamreel_lake::cores::{map_on_cores, shares_on_cores};
 use streamreel_lake::delta::{PartitionValue, RowFilterSpec, Table, TableWriter, days_to_date};
 use streamreel_lake::storage::Location;
 use streamreel_lake::window::format_hour;
-use streamreel_lake::cores::{map_on_cores, shares_on_cores};
 use streamreel_lake::{Config, LakeError, Window};
 use tracing::{Instrument, info, info_span};
 
