@@ -117,7 +117,6 @@ pub fn parse_object(job: &ObjectJob, bytes: Bytes, mut send: impl FnMut(Batch) -
     } else {
         for_each_line(&bytes[..], job.max_line_bytes, &mut on_line)
     };
-    drop(on_line);
     if let Err((lines_read, error)) = walked {
         // The lines before the damage were good and are kept; the object
         // itself is recorded with where and why it broke.

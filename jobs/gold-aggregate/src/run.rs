@@ -336,7 +336,9 @@ fn retention_batch(engagement: &RecordBatch, titles: &BTreeSet<String>, metadata
     let title = engagement.column_by_name("title_id").expect("title_id").as_string::<i32>();
     let max_position = engagement.column_by_name("max_position_seconds").expect("max").as_primitive::<Float64Type>();
     let unions = engagement.column_by_name("unique_watch_intervals").expect("intervals").as_list::<i32>();
-    let mut viewers: BTreeMap<&str, Vec<(Vec<(f64, f64)>, f64)>> = BTreeMap::new();
+    // Per title: each viewer's watched union and furthest position.
+    type Viewer = (Vec<(f64, f64)>, f64);
+    let mut viewers: BTreeMap<&str, Vec<Viewer>> = BTreeMap::new();
     for i in 0..engagement.num_rows() {
         if titles.contains(title.value(i)) {
             let values = unions.value(i);

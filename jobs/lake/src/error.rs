@@ -23,15 +23,16 @@ pub enum LakeError {
     Window(String),
     #[error("invalid storage URL {url:?}: {reason}")]
     Url { url: String, reason: String },
+    // The large sources are boxed: every Result of the workers carries this type.
     #[error("storage error at {url}: {source}")]
     Storage {
         url: String,
-        source: object_store::Error,
+        source: Box<object_store::Error>,
     },
     #[error("delta table {table}: {source}")]
     Delta {
         table: String,
-        source: deltalake::DeltaTableError,
+        source: Box<deltalake::DeltaTableError>,
     },
     #[error("delta table {table}: commit still conflicting after {attempts} attempts")]
     CommitConflict { table: String, attempts: usize },
@@ -53,7 +54,7 @@ impl LakeError {
     pub fn delta(table: impl std::fmt::Display, source: deltalake::DeltaTableError) -> Self {
         LakeError::Delta {
             table: table.to_string(),
-            source,
+            source: Box::new(source),
         }
     }
 

@@ -114,7 +114,7 @@ impl Location {
     pub fn storage_error(&self, source: object_store::Error) -> LakeError {
         LakeError::Storage {
             url: self.to_string(),
-            source,
+            source: Box::new(source),
         }
     }
 

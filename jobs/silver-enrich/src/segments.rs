@@ -145,11 +145,11 @@ pub fn watch_session<'a>(events: &[SessionEvent<'a>], settings: &MetricSettings,
 
         // Rule 1: another video ends the previous one's playback, nothing
         // counted for the pending interval; this event starts from idle.
-        if let Some((_, _, prev_title)) = prev {
-            if prev_title != title {
-                state = State::Idle;
-                prev = None;
-            }
+        if let Some((_, _, prev_title)) = prev
+            && prev_title != title
+        {
+            state = State::Idle;
+            prev = None;
         }
 
         let mut skip: Option<bool> = None; // Some(true) forward, Some(false) backward
@@ -185,12 +185,11 @@ pub fn watch_session<'a>(events: &[SessionEvent<'a>], settings: &MetricSettings,
             }
             _ => {
                 // Rule 3.
-                if matches!(event.kind, EventType::Start | EventType::Resume | EventType::Seek) {
-                    if let Some(last) = last_position.get(title) {
-                        if (position - last).abs() > tolerance {
-                            skip = Some(position > *last);
-                        }
-                    }
+                if matches!(event.kind, EventType::Start | EventType::Resume | EventType::Seek)
+                    && let Some(last) = last_position.get(title)
+                    && (position - last).abs() > tolerance
+                {
+                    skip = Some(position > *last);
                 }
             }
         }
@@ -221,11 +220,11 @@ pub fn watch_session<'a>(events: &[SessionEvent<'a>], settings: &MetricSettings,
     }
 
     // Rule 5.
-    if state == State::Playing {
-        if let Some((_, _, title)) = prev {
-            let index = video_index[title];
-            result.videos[index].flags.insert(Flag::UnclosedPlayback);
-        }
+    if state == State::Playing
+        && let Some((_, _, title)) = prev
+    {
+        let index = video_index[title];
+        result.videos[index].flags.insert(Flag::UnclosedPlayback);
     }
     result
 }

@@ -53,7 +53,8 @@ const QUALITIES: [(&str, f64); 3] = [("HD", 0.60), ("SD", 0.25), ("4K", 0.15)];
 const APP_VERSIONS: [&str; 4] = ["5.2.1", "5.2.0", "5.1.4", "4.9.9"];
 const CONNECTIONS: [&str; 4] = ["wifi", "mobile", "fiber", "cable"];
 /// (country, share, [(state, city)], ISPs)
-const GEOGRAPHY: [(&str, f64, &[(&str, &str)], &[&str]); 6] = [
+type Country = (&'static str, f64, &'static [(&'static str, &'static str)], &'static [&'static str]);
+const GEOGRAPHY: [Country; 6] = [
     ("United States", 0.50, &[("California", "Los Angeles"), ("New York", "New York"), ("Texas", "Austin"), ("Illinois", "Chicago")], &["Comcast", "Spectrum", "AT&T", "Verizon"]),
     ("United Kingdom", 0.12, &[("England", "London"), ("Scotland", "Glasgow")], &["BT", "Virgin Media", "Sky"]),
     ("Canada", 0.10, &[("Ontario", "Toronto"), ("Quebec", "Montreal")], &["Rogers", "Bell"]),
