@@ -1,6 +1,6 @@
 //! What the StreamReel workers share: typed configuration, the run window,
-//! storage locations, Delta table I/O, the event vocabulary, tracing and the
-//! run report.
+//! storage locations, Delta table I/O, the event vocabulary, CPU work spread
+//! over the cores, tracing and the run report.
 
 pub mod cli;
 pub mod config;
