@@ -193,17 +193,13 @@ pub fn viewer_daily(sessions: &[SessionFacts]) -> Vec<ViewerDay> {
     }
     groups
         .into_iter()
-        .map(|((event_date, customer_id), mut rows)| {
-            // Floating sums depend on order; the order rows were read in does not.
-            rows.sort_by(|a, b| (a.session_start, &a.session_key, &a.title_id).cmp(&(b.session_start, &b.session_key, &b.title_id)));
-            ViewerDay {
-                event_date,
-                customer_id: customer_id.to_string(),
-                sessions: rows.len() as i64,
-                titles_watched: rows.iter().map(|s| s.title_id.as_str()).collect::<BTreeSet<_>>().len() as i64,
-                watch_seconds: rows.iter().map(|s| s.watched_seconds).sum(),
-                completed_sessions: rows.iter().filter(|s| s.completed).count() as i64,
-            }
+        .map(|((event_date, customer_id), rows)| ViewerDay {
+            event_date,
+            customer_id: customer_id.to_string(),
+            sessions: rows.len() as i64,
+            titles_watched: rows.iter().map(|s| s.title_id.as_str()).collect::<BTreeSet<_>>().len() as i64,
+            watch_seconds: rows.iter().map(|s| s.watched_seconds).sum(),
+            completed_sessions: rows.iter().filter(|s| s.completed).count() as i64,
         })
         .collect()
 }

@@ -220,7 +220,11 @@ async fn read_sessions(
         }),
     });
     let batches = sessions.read_per_file(&files, Some(SESSION_COLUMNS), filter).await?;
-    Ok(batches.iter().flatten().flat_map(from_batch).collect())
+    let mut facts: Vec<SessionFacts> = batches.iter().flatten().flat_map(from_batch).collect();
+    // Every gold sum then adds in one order, whatever the files' layout: an
+    // hourly chain and one full run give the same floating-point results.
+    facts.sort_by(|a, b| (a.session_start, &a.session_key, &a.title_id).cmp(&(b.session_start, &b.session_key, &b.title_id)));
+    Ok(facts)
 }
 
 fn contains(keys: &BTreeSet<(String, String)>, customer: &str, title: &str) -> bool {
