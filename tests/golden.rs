@@ -3,16 +3,12 @@
 
 use std::path::{Path, PathBuf};
 
-use object_store::ObjectStoreExt;
 use streamreel_lake::arrow::array::{Array, AsArray, RecordBatch};
 use streamreel_lake::arrow::datatypes::{Float64Type, Int64Type, TimestampMicrosecondType};
-use streamreel_lake::delta::{Table, TableSpec};
-use streamreel_lake::storage::Location;
-use streamreel_lake::testing::TestLake;
-use streamreel_lake::{Config, Window};
+use streamreel_lake::{Table, TableSpec, Window};
+use streamreel_testkit::TestLake;
 
 const HOUR: &str = "2025-08-11T10";
-const KEY_ENV: &str = "STREAMREEL_GOLDEN_IP_KEY";
 
 fn golden_dir() -> PathBuf {
     Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo test")).join("golden")
@@ -25,25 +21,19 @@ fn scenarios() -> Vec<PathBuf> {
 }
 
 async fn run_scenario(dir: &Path) -> TestLake {
-    // SAFETY: every test of this binary sets the same value.
-    unsafe { std::env::set_var(KEY_ENV, "golden-key") };
     let mut lake = TestLake::local();
     lake.config.metadata_url = golden_dir().join("metadata.csv").to_string_lossy().into_owned();
-    lake.config.silver.ip_hash_key_env = KEY_ENV.into();
-    let landing = Location::parse(&lake.config.landing_url).unwrap();
-    let (store, root) = landing.object_store().unwrap();
-    let path = object_store::path::Path::from(format!("{root}/year=2025/month=08/day=11/hour=10/events.jsonl").trim_start_matches('/'));
-    store.put(&path, std::fs::read(dir.join("events.jsonl")).unwrap().into()).await.unwrap();
+    lake.put(HOUR, "events.jsonl", std::fs::read(dir.join("events.jsonl")).unwrap()).await;
     let window = Window::hour(HOUR).unwrap();
-    bronze_ingest::run(&lake.config, window, "golden").await.unwrap();
-    silver_enrich::run(&lake.config, window, "golden").await.unwrap();
-    gold_aggregate::run(&lake.config, window, "golden").await.unwrap();
+    bronze_ingest::run(&lake.context("bronze-ingest", window), Default::default()).await.unwrap();
+    silver_enrich::run(&lake.context("silver-enrich", window)).await.unwrap();
+    gold_aggregate::run(&lake.context("gold-aggregate", window), Default::default()).await.unwrap();
     lake
 }
 
-async fn read(config: &Config, spec: &TableSpec) -> Vec<RecordBatch> {
-    let table = Table::open_or_create(&Location::parse(&config.lake_url).unwrap(), spec).await.unwrap();
-    table.read(&table.files().unwrap(), None).await.unwrap()
+async fn read(lake: &TestLake, spec: &'static TableSpec) -> Vec<RecordBatch> {
+    let table = Table::open(&lake.lake(), spec, lake.config.buckets).await.unwrap();
+    table.scan(table.files().to_vec()).read().await.unwrap()
 }
 
 fn time(micros: i64) -> String {
@@ -131,14 +121,12 @@ async fn every_golden_scenario_gives_its_expected_rows() {
     for dir in &all {
         let name = dir.file_name().unwrap().to_string_lossy().into_owned();
         let lake = run_scenario(dir).await;
-        let config = &lake.config;
-        let checks = [
-            ("segments.csv", segment_rows(&read(config, &silver_enrich::schema::SEGMENTS).await)),
-            ("sessions.csv", session_rows(&read(config, &silver_enrich::schema::SESSIONS).await)),
+        let mut checks = vec![
+            ("segments.csv", segment_rows(&read(&lake, &streamreel_tables::silver::SEGMENTS).await)),
+            ("sessions.csv", session_rows(&read(&lake, &streamreel_tables::silver::SESSIONS).await)),
         ];
-        let mut checks = checks.to_vec();
         if dir.join("engagement.csv").exists() {
-            checks.push(("engagement.csv", engagement_rows(&read(config, &gold_aggregate::schema::ENGAGEMENT).await)));
+            checks.push(("engagement.csv", engagement_rows(&read(&lake, &streamreel_tables::gold::ENGAGEMENT).await)));
         }
         for (file, got) in checks {
             let want = expected(dir, file);

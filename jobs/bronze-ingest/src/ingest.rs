@@ -1,28 +1,38 @@
-//! The bronze run: list the window's landing objects, parse them in
-//! parallel, stream batches into both tables, and replace the window's
-//! partitions in one commit per table.
+//! The bronze run: list the shard's landing objects of the window, parse
+//! them on every core, stream batches into one file per partition, and
+//! replace the window's partitions of the shard in one commit per table.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use chrono::{DateTime, Duration, Timelike, Utc};
+use chrono::Duration;
+use deltalake::kernel::Add;
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
-use object_store::path::Path;
 use serde::Serialize;
-use deltalake::kernel::Add;
-use streamreel_lake::delta::{PartitionValue, Table, TableWriter};
-use streamreel_lake::storage::Location;
+use streamreel_lake::arrow::array::AsArray;
+use streamreel_lake::replan::replanning;
+use streamreel_lake::report::RunReport;
+use streamreel_lake::table::{Change, DataFile, PartitionKey, ReadSet, Table, TableWriter};
 use streamreel_lake::window::format_hour;
-use streamreel_lake::{Config, Window};
+use streamreel_lake::worker::RunContext;
+use streamreel_lake::{LakeError, Location};
+use streamreel_tables::bronze::{EVENTS, LandingPartition, REJECTS};
 use tokio::sync::mpsc;
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::error::BronzeError;
+use crate::landing::{LandingObject, list_window};
 use crate::object::{Batch, ObjectJob, ObjectStats, object_reject, parse_object};
 use crate::parse::Limits;
-use crate::schema::{EVENTS, LANDING_DATE, LANDING_HOUR, REJECTS};
+
+/// What the run is allowed to do beyond the defaults.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Replace partitions even when objects ingested before are gone.
+    pub allow_missing_objects: bool,
+}
 
 /// The JSON run report.
 #[derive(Debug, Clone, Serialize)]
@@ -31,23 +41,42 @@ pub struct IngestReport {
     pub run_id: String,
     pub window_start: String,
     pub window_end: String,
+    pub shard: String,
     pub objects: u64,
+    /// Hidden and in-flight objects (`_…`, `.…`, `….tmp`), not read.
+    pub skipped_objects: Vec<String>,
     pub compressed_bytes: u64,
     pub lines: u64,
     pub blank_lines: u64,
     pub rows_written: u64,
     pub rejected: u64,
     pub rejects_by_reason: BTreeMap<&'static str, u64>,
+    /// Events kept with an optional field emptied, per field.
+    pub invalid_optional_fields: BTreeMap<&'static str, u64>,
     pub reject_ratio: f64,
-    pub events_version: Option<i64>,
-    pub rejects_version: Option<i64>,
+    pub max_reject_ratio: f64,
+    pub events_version: Option<u64>,
+    pub rejects_version: Option<u64>,
+    pub plans: u32,
     pub seconds: f64,
 }
 
-impl IngestReport {
-    pub fn summary(&self) -> String {
+impl RunReport for IngestReport {
+    fn log_summary(&self) {
         let reasons: Vec<String> = self.rejects_by_reason.iter().map(|(r, n)| format!("{r} {n}")).collect();
-        format!(
+        info!(
+            worker = self.worker,
+            window_start = %self.window_start,
+            window_end = %self.window_end,
+            shard = %self.shard,
+            objects = self.objects,
+            skipped_objects = self.skipped_objects.len(),
+            lines = self.lines,
+            rows_written = self.rows_written,
+            rejected = self.rejected,
+            reject_ratio = self.reject_ratio,
+            invalid_optional_fields = self.invalid_optional_fields.values().sum::<u64>(),
+            seconds = self.seconds,
             "bronze-ingest {}..{}: {} objects, {} lines, {} rows written, {} rejected{}, {:.2} s",
             self.window_start,
             self.window_end,
@@ -57,74 +86,127 @@ impl IngestReport {
             self.rejected,
             if reasons.is_empty() { String::new() } else { format!(" ({})", reasons.join(", ")) },
             self.seconds
-        )
+        );
+    }
+
+    fn verdict(&self) -> Result<(), String> {
+        if self.reject_ratio > self.max_reject_ratio {
+            return Err(format!(
+                "{} of {} records rejected ({:.2} %), above the allowed {:.2} % (bronze.max_reject_ratio); every line was written to bronze/events or bronze/rejects",
+                self.rejected,
+                self.rows_written + self.rejected,
+                self.reject_ratio * 100.0,
+                self.max_reject_ratio * 100.0
+            ));
+        }
+        Ok(())
     }
 }
 
-struct LandingObject {
-    hour: DateTime<Utc>,
-    path: Path,
-    name: String,
-    gzip: bool,
-}
-
-enum Message {
-    Batch { hour: DateTime<Utc>, batch: Batch },
-    Done(ObjectStats, u64),
-}
-
-/// Ingests every landing hour of `window`. Rerunning the same window replaces
-/// exactly its partitions, so a retry or backfill never duplicates rows.
-pub async fn run(config: &Config, window: Window, run_id: &str) -> Result<IngestReport, BronzeError> {
+/// Ingests the shard's landing objects of the window. Rerunning the same
+/// window replaces exactly its partitions, so a retry or backfill never
+/// duplicates rows; a concurrent run of the same partitions makes it plan
+/// again.
+pub async fn run(ctx: &RunContext, options: Options) -> Result<IngestReport, BronzeError> {
     let started = Instant::now();
-    let landing = Location::parse(&config.landing_url)?;
-    let lake = Location::parse(&config.lake_url)?;
-    let span = info_span!("bronze_ingest", window = %window, table = %lake.join(EVENTS.path));
+    let mut report = replanning("bronze-ingest", |plan| attempt(ctx, options, plan)).await?;
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+async fn attempt(ctx: &RunContext, options: Options, plan: u32) -> Result<IngestReport, BronzeError> {
+    let landing = ctx.config.landing()?;
+    let lake = ctx.config.lake()?;
+    let span = info_span!("bronze_ingest", window = %ctx.window, shard = %ctx.shard, table = %lake.join(EVENTS.path));
     async move {
-        let (store, root) = landing.object_store()?;
-        let objects = list_window(&landing, store.as_ref(), &root, window).await?;
-        info!(objects = objects.len(), landing = %landing, "listed landing objects");
+        let listing = list_window(&landing, ctx.window, ctx.config.buckets, ctx.shard).await?;
+        info!(objects = listing.objects.len(), skipped = listing.skipped.len(), landing = %landing, "listed landing objects");
+        let mut events = Table::open(&lake, &EVENTS, ctx.config.buckets).await?;
+        let mut rejects = Table::open(&lake, &REJECTS, ctx.config.buckets).await?;
 
-        let mut events = Table::open_or_create(&lake, &EVENTS).await?;
-        let mut rejects = Table::open_or_create(&lake, &REJECTS).await?;
-        let parallelism = match config.bronze.parallelism {
-            0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
-            n => n,
-        };
-        let run_id: Arc<str> = Arc::from(run_id);
+        // The partitions this run replaces: every hour of the window, every bucket of the shard.
+        let partitions: BTreeSet<PartitionKey> = ctx
+            .window
+            .hours()
+            .flat_map(|hour| ctx.shard.buckets(ctx.config.buckets).into_iter().map(move |b| LandingPartition { hour, object_bucket: b }.key()))
+            .collect();
+        let replaced_events = events.files_where(|key| partitions.contains(key));
+        let replaced_rejects = rejects.files_where(|key| partitions.contains(key));
+        if !options.allow_missing_objects {
+            check_nothing_vanished(ctx, &events, &rejects, &replaced_events, &replaced_rejects, &listing.objects).await?;
+        }
 
-        let done = ingest_objects(objects, &events, &rejects, &store, &landing, config, &run_id, parallelism).await?;
-        let Ingested { stats: totals, compressed_bytes, objects: objects_done, event_adds, reject_adds } = done;
-
-        let in_window = |file: &deltalake::kernel::LogicalFileView| partition_in(window, &file.partition_values_map());
-        let metadata = streamreel_lake::delta::commit_metadata("bronze-ingest", &run_id, window);
+        let ingested = ingest_objects(listing.objects, &events, &rejects, &landing, ctx).await?;
+        let reads = ReadSet::Partitions(partitions);
+        let meta = ctx.commit_meta();
         // Rejects first: if the run dies between the two commits, the rerun
         // replaces both, and no event is ever visible without its rejects.
-        let rejects_version = rejects.commit(reject_adds, in_window, &format!("bronze window {window}"), metadata.clone()).await?;
-        let events_version = events.commit(event_adds, in_window, &format!("bronze window {window}"), metadata).await?;
+        let rejects_version = rejects
+            .commit(Change { adds: ingested.reject_adds, removes: replaced_rejects, reads: reads.clone(), compaction: false }, &meta)
+            .await?;
+        let events_version =
+            events.commit(Change { adds: ingested.event_adds, removes: replaced_events, reads, compaction: false }, &meta).await?;
 
-        let rejected = totals.rejected();
-        let records = totals.rows + rejected;
+        let stats = ingested.stats;
+        let rejected = stats.rejected();
+        let records = stats.rows + rejected;
         Ok(IngestReport {
-            worker: "bronze-ingest",
-            run_id: run_id.to_string(),
-            window_start: format_hour(window.start),
-            window_end: format_hour(window.end),
-            objects: objects_done,
-            compressed_bytes,
-            lines: totals.lines,
-            blank_lines: totals.blank_lines,
-            rows_written: totals.rows,
+            worker: ctx.worker,
+            run_id: ctx.run_id.clone(),
+            window_start: format_hour(ctx.window.start),
+            window_end: format_hour(ctx.window.end),
+            shard: ctx.shard.to_string(),
+            objects: ingested.objects,
+            skipped_objects: listing.skipped,
+            compressed_bytes: ingested.compressed_bytes,
+            lines: stats.lines,
+            blank_lines: stats.blank_lines,
+            rows_written: stats.rows,
             rejected,
             reject_ratio: if records == 0 { 0.0 } else { rejected as f64 / records as f64 },
-            rejects_by_reason: totals.rejects,
+            max_reject_ratio: ctx.config.bronze.max_reject_ratio,
+            rejects_by_reason: stats.rejects,
+            invalid_optional_fields: stats.invalid_fields,
             events_version,
             rejects_version,
-            seconds: started.elapsed().as_secs_f64(),
+            plans: plan,
+            seconds: 0.0,
         })
     }
     .instrument(span)
     .await
+}
+
+/// Refuses to replace partitions whose objects are no longer in the landing
+/// area: a moved or expired hour folder, or a mistyped landing URL, must not
+/// erase bronze.
+async fn check_nothing_vanished(
+    ctx: &RunContext,
+    events: &Table,
+    rejects: &Table,
+    event_files: &[DataFile],
+    reject_files: &[DataFile],
+    listed: &[LandingObject],
+) -> Result<(), BronzeError> {
+    if event_files.is_empty() && reject_files.is_empty() {
+        return Ok(());
+    }
+    let listed: HashSet<&str> = listed.iter().map(|o| o.name.as_str()).collect();
+    let mut vanished: BTreeSet<String> = BTreeSet::new();
+    for (table, files) in [(events, event_files), (rejects, reject_files)] {
+        for batch in table.scan(files.to_vec()).columns(&["source_object"]).read().await? {
+            for name in batch.column(0).as_string::<i32>().iter().flatten() {
+                if !listed.contains(name) && !vanished.contains(name) {
+                    vanished.insert(name.to_string());
+                }
+            }
+        }
+    }
+    if vanished.is_empty() {
+        return Ok(());
+    }
+    let examples: Vec<&str> = vanished.iter().take(3).map(String::as_str).collect();
+    Err(BronzeError::VanishedObjects { window: ctx.window.to_string(), count: vanished.len(), examples: examples.join(", ") })
 }
 
 /// Parsed and written, not yet committed.
@@ -136,100 +218,118 @@ struct Ingested {
     reject_adds: Vec<Add>,
 }
 
-/// Parses and writes a set of objects with one writer pair per core.
-#[allow(clippy::too_many_arguments)]
+enum Message {
+    Batch(LandingPartition, Batch),
+    ObjectDone(ObjectStats, u64),
+    /// Every object of the partition is parsed: its files can be closed.
+    PartitionDone(LandingPartition),
+}
+
+/// Parses and writes the objects: one writer task per core, each owning
+/// whole partitions, so a partition becomes one file and the files encode in
+/// parallel, like the parsing.
 async fn ingest_objects(
     objects: Vec<LandingObject>,
     events: &Table,
     rejects: &Table,
-    store: &Arc<dyn object_store::ObjectStore>,
     landing: &Location,
-    config: &Config,
-    run_id: &Arc<str>,
-    parallelism: usize,
+    ctx: &RunContext,
 ) -> Result<Ingested, BronzeError> {
-        // One writer pair per core, each fed by its own channel, so parquet
-        // encoding runs in parallel like the parsing does.
-        let mut senders = Vec::with_capacity(parallelism);
-        let mut consumers = Vec::with_capacity(parallelism);
-        for _ in 0..parallelism {
-            let (sender, receiver) = mpsc::channel::<Message>(4);
-            senders.push(sender);
-            consumers.push(tokio::spawn(consume(receiver, events.writer()?, rejects.writer()?).in_current_span()));
-        }
+    let parallelism = match ctx.config.bronze.parallelism {
+        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+        n => n,
+    };
+    let mut consumer_of: HashMap<LandingPartition, usize> = HashMap::new();
+    let mut remaining: HashMap<LandingPartition, usize> = HashMap::new();
+    for object in &objects {
+        let next = consumer_of.len() % parallelism;
+        consumer_of.entry(object.partition).or_insert(next);
+        *remaining.entry(object.partition).or_default() += 1;
+    }
+    let remaining = Arc::new(Mutex::new(remaining));
+    let mut senders = Vec::with_capacity(parallelism);
+    let mut consumers = Vec::with_capacity(parallelism);
+    for _ in 0..parallelism {
+        let (sender, receiver) = mpsc::channel::<Message>(4);
+        senders.push(sender);
+        consumers.push(tokio::spawn(consume(receiver, events.writer(), rejects.writer()).in_current_span()));
+    }
 
-        let producer = {
-            let store = store.clone();
-            let run_id = run_id.clone();
-            let allowance = Duration::seconds(config.bronze.future_allowance_seconds);
-            let max_line_bytes = config.bronze.max_line_bytes;
-            let landing = landing.clone();
+    let (store, _) = landing.object_store()?;
+    let run_id: Arc<str> = Arc::from(ctx.run_id.as_str());
+    let allowance = Duration::seconds(ctx.config.bronze.future_allowance_seconds);
+    let max_line_bytes = ctx.config.bronze.max_line_bytes;
+    let produced = futures::stream::iter(objects.into_iter().map(Ok::<_, BronzeError>))
+        .try_for_each_concurrent(parallelism, |object| {
+            let (store, remaining) = (store.clone(), remaining.clone());
+            let sender = senders[consumer_of[&object.partition]].clone();
+            let job = ObjectJob {
+                name: object.name.clone(),
+                partition: object.partition,
+                limits: Limits { latest_micros: (object.partition.hour + Duration::hours(1) + allowance).timestamp_micros() },
+                max_line_bytes,
+                run_id: run_id.clone(),
+            };
             async move {
-                futures::stream::iter(objects.into_iter().enumerate().map(Ok::<_, BronzeError>))
-                    .try_for_each_concurrent(parallelism, |(index, object)| {
-                        let store = store.clone();
-                        let sender = senders[index % senders.len()].clone();
-                        let landing = landing.clone();
-                        let job = ObjectJob {
-                            name: object.name.clone(),
-                            gzip: object.gzip,
-                            limits: Limits {
-                                latest_micros: (object.hour + Duration::hours(1) + allowance).timestamp_micros(),
-                            },
-                            max_line_bytes,
-                            run_id: run_id.clone(),
-                        };
-                        async move {
-                            let hour = object.hour;
-                            let fetched = match store.get(&object.path).await {
-                                Ok(result) => result.bytes().await,
-                                Err(e) => Err(e),
-                            };
-                            let bytes = match fetched {
-                                Ok(bytes) => bytes,
-                                Err(object_store::Error::NotFound { .. }) => {
-                                    warn!(object = %object.name, "object vanished between list and read");
-                                    let batch = object_reject(&job.name, &job.run_id, "the object vanished between listing and reading".into());
-                                    let mut stats = ObjectStats::default();
-                                    stats.rejects.insert("unreadable_object", 1);
-                                    let _ = sender.send(Message::Batch { hour, batch: Batch::Rejects(batch) }).await;
-                                    let _ = sender.send(Message::Done(stats, 0)).await;
-                                    return Ok(());
-                                }
-                                Err(source) => return Err(BronzeError::Storage(landing.storage_error(source))),
-                            };
-                            let size = bytes.len() as u64;
-                            tokio::task::spawn_blocking(move || {
-                                let stats = parse_object(&job, bytes, |batch| sender.blocking_send(Message::Batch { hour, batch }).is_ok());
-                                let _ = sender.blocking_send(Message::Done(stats, size));
-                            })
-                            .await
-                            .map_err(|e| BronzeError::Task(e.to_string()))
-                        }
-                    })
-                    .await
+                let partition = object.partition;
+                let fetched = match store.get(&object.path).await {
+                    Ok(result) => result.bytes().await,
+                    Err(e) => Err(e),
+                };
+                let (stats, size) = match fetched {
+                    Ok(bytes) => {
+                        let size = bytes.len() as u64;
+                        let sender = sender.clone();
+                        let stats = tokio::task::spawn_blocking(move || {
+                            parse_object(&job, bytes, |batch| sender.blocking_send(Message::Batch(partition, batch)).is_ok())
+                        })
+                        .await
+                        .map_err(|e| LakeError::Task(e.to_string()))??;
+                        (stats, size)
+                    }
+                    Err(object_store::Error::NotFound { .. }) => {
+                        warn!(object = %object.name, "object vanished between list and read");
+                        let batch = object_reject(&job, "the object vanished between listing and reading")?;
+                        let _ = sender.send(Message::Batch(partition, Batch::Rejects(batch))).await;
+                        let mut stats = ObjectStats::default();
+                        stats.rejects.insert("unreadable_object", 1);
+                        (stats, 0)
+                    }
+                    Err(e) => return Err(LakeError::storage(landing, e).into()),
+                };
+                let _ = sender.send(Message::ObjectDone(stats, size)).await;
+                let last = {
+                    let mut remaining = remaining.lock().expect("counter lock");
+                    let left = remaining.get_mut(&partition).expect("a counted partition");
+                    *left -= 1;
+                    *left == 0
+                };
+                if last {
+                    let _ = sender.send(Message::PartitionDone(partition)).await;
+                }
+                Ok(())
             }
-        };
-        // The producer owns the senders: when it ends, the consumers drain and stop.
-        let produced = producer.await;
+        })
+        .await;
+    // The senders go with the producer: the consumers drain and stop.
+    drop(senders);
 
-        let mut done = Ingested { stats: ObjectStats::default(), compressed_bytes: 0, objects: 0, event_adds: Vec::new(), reject_adds: Vec::new() };
-        for consumer in consumers {
-            let consumed = consumer.await.map_err(|e| BronzeError::Task(e.to_string()))??;
-            done.stats.add(&consumed.stats);
-            done.compressed_bytes += consumed.compressed_bytes;
-            done.objects += consumed.objects;
-            done.event_adds.extend(consumed.event_adds);
-            done.reject_adds.extend(consumed.reject_adds);
-        }
-        produced?;
-        Ok(done)
+    let mut done = Ingested { stats: ObjectStats::default(), compressed_bytes: 0, objects: 0, event_adds: Vec::new(), reject_adds: Vec::new() };
+    for consumer in consumers {
+        let consumed = consumer.await.map_err(|e| LakeError::Task(e.to_string()))??;
+        done.stats.add(&consumed.stats);
+        done.compressed_bytes += consumed.compressed_bytes;
+        done.objects += consumed.objects;
+        done.event_adds.extend(consumed.event_adds);
+        done.reject_adds.extend(consumed.reject_adds);
+    }
+    produced?;
+    Ok(done)
 }
 
-/// What one consumer wrote, still to be committed.
+/// What one writer task wrote, still to be committed.
+#[derive(Default)]
 struct Consumed {
-    events: TableWriter,
-    rejects: TableWriter,
     stats: ObjectStats,
     compressed_bytes: u64,
     objects: u64,
@@ -238,88 +338,34 @@ struct Consumed {
 }
 
 async fn consume(mut receiver: mpsc::Receiver<Message>, events: TableWriter, rejects: TableWriter) -> Result<Consumed, BronzeError> {
-    let mut done = Consumed { events, rejects, stats: ObjectStats::default(), compressed_bytes: 0, objects: 0, event_adds: Vec::new(), reject_adds: Vec::new() };
-    let mut current_hour = None;
+    let mut done = Consumed::default();
+    // Partitions whose objects are still being parsed, each with its own files.
+    let mut open: BTreeMap<LandingPartition, (TableWriter, TableWriter)> = BTreeMap::new();
     while let Some(message) = receiver.recv().await {
         match message {
-            Message::Batch { hour, batch } => {
-                // Objects come in landing-hour order; closing the files of an
-                // hour once the next begins keeps one partition open at a time,
-                // so memory stays bounded however long the window.
-                if current_hour.is_some_and(|h| h != hour) {
-                    done.event_adds.extend(done.events.flush().await?);
-                    done.reject_adds.extend(done.rejects.flush().await?);
-                }
-                current_hour = Some(hour);
+            Message::Batch(partition, batch) => {
+                let (event_writer, reject_writer) = open.entry(partition).or_insert_with(|| (events.sibling(), rejects.sibling()));
                 match batch {
-                    Batch::Events(batch) => write(&mut done.events, batch, hour).await?,
-                    Batch::Rejects(batch) => write(&mut done.rejects, batch, hour).await?,
+                    Batch::Events(batch) => event_writer.write(&partition.key(), &batch).await?,
+                    Batch::Rejects(batch) => reject_writer.write(&partition.key(), &batch).await?,
                 }
             }
-            Message::Done(object_stats, size) => {
-                done.stats.add(&object_stats);
+            Message::ObjectDone(stats, size) => {
+                done.stats.add(&stats);
                 done.compressed_bytes += size;
                 done.objects += 1;
             }
-        }
-    }
-    done.event_adds.extend(done.events.flush().await?);
-    done.reject_adds.extend(done.rejects.flush().await?);
-    Ok(done)
-}
-
-async fn write(writer: &mut TableWriter, batch: streamreel_lake::arrow::array::RecordBatch, hour: DateTime<Utc>) -> Result<(), BronzeError> {
-    let partition = [PartitionValue::Date(hour.date_naive()), PartitionValue::Int(hour.hour() as i32)];
-    Ok(writer.write(batch, &partition).await?)
-}
-
-/// The landing hour of a bronze file, from its partition values.
-pub fn landing_hour(values: &HashMap<String, Option<String>>) -> Option<DateTime<Utc>> {
-    let day = streamreel_lake::delta::partition_day(values, LANDING_DATE)?;
-    let hour: i64 = values.get(LANDING_HOUR)?.as_deref()?.parse().ok()?;
-    DateTime::from_timestamp_micros(day as i64 * streamreel_lake::delta::MICROS_PER_DAY + hour * 3_600_000_000)
-}
-
-/// Whether a bronze file's landing partition lies in the window.
-pub fn partition_in(window: Window, values: &HashMap<String, Option<String>>) -> bool {
-    landing_hour(values).is_some_and(|hour| window.contains(hour))
-}
-
-
-/// The folder of one landing hour, relative to the landing root.
-pub fn hour_folder(hour: DateTime<Utc>) -> String {
-    hour.format("year=%Y/month=%m/day=%d/hour=%H").to_string()
-}
-
-async fn list_window(
-    landing: &Location,
-    store: &dyn object_store::ObjectStore,
-    root: &Path,
-    window: Window,
-) -> Result<Vec<LandingObject>, BronzeError> {
-    let mut objects = Vec::new();
-    for hour in window.hours() {
-        let folder = hour_folder(hour);
-        let prefix = Path::from(format!("{root}/{folder}").trim_start_matches('/'));
-        let listed: Vec<object_store::ObjectMeta> = match store.list(Some(&prefix)).try_collect().await {
-            Ok(listed) => listed,
-            // A local landing hour that was never written is simply empty.
-            Err(object_store::Error::NotFound { .. }) => Vec::new(),
-            Err(source) => return Err(BronzeError::Storage(landing.storage_error(source))),
-        };
-        for meta in listed {
-            let full = meta.location.to_string();
-            let relative = full.strip_prefix(root.as_ref()).unwrap_or(&full).trim_start_matches('/').to_string();
-            let file_name = relative.rsplit('/').next().unwrap_or_default();
-            let lower = file_name.to_ascii_lowercase();
-            let gzip = lower.ends_with(".gz");
-            let plain = lower.ends_with(".json") || lower.ends_with(".jsonl") || lower.ends_with(".ndjson");
-            if file_name.starts_with('.') || file_name.starts_with('_') || !(gzip || plain) {
-                continue;
+            Message::PartitionDone(partition) => {
+                if let Some((event_writer, reject_writer)) = open.remove(&partition) {
+                    done.event_adds.extend(event_writer.finish().await?);
+                    done.reject_adds.extend(reject_writer.finish().await?);
+                }
             }
-            objects.push(LandingObject { hour, path: meta.location, name: relative, gzip });
         }
     }
-    objects.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(objects)
+    for (_, (event_writer, reject_writer)) in open {
+        done.event_adds.extend(event_writer.finish().await?);
+        done.reject_adds.extend(reject_writer.finish().await?);
+    }
+    Ok(done)
 }

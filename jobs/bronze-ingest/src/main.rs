@@ -1,28 +1,20 @@
-//! `bronze-ingest --config FILE --hour 2025-08-11T14`: see the README.
+//! `bronze-ingest --config FILE --hour 2025-08-11T14 [--shard I/N]`: see the README.
 
 use clap::Parser;
-use streamreel_lake::cli::{RunArgs, run_main};
-
-// Parsing allocates many short strings; mimalloc keeps that off the profile.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
-#[command(version, about = "Ingest landing JSON lines of a window into bronze Delta tables")]
+#[command(version, about = "Ingest the landing JSON lines of a window into the bronze Delta tables")]
 struct Cli {
     #[command(flatten)]
-    run: RunArgs,
+    run: streamreel_lake::worker::RunArgs,
+    /// Replace the window's partitions even when objects ingested before are
+    /// gone from the landing area (their rows are dropped).
+    #[arg(long)]
+    allow_missing_objects: bool,
 }
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    run_main("bronze-ingest", async {
-        let cli = Cli::parse();
-        let (config, window, run_id) = cli.run.load("bronze-ingest")?;
-        let report = bronze_ingest::run(&config, window, &run_id).await?;
-        streamreel_lake::report::emit(&report.summary(), &report, cli.run.report.as_deref())?;
-        bronze_ingest::check_reject_ratio(&report, config.bronze.max_reject_ratio)?;
-        Ok::<_, anyhow::Error>(())
-    })
-    .await
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let options = bronze_ingest::Options { allow_missing_objects: cli.allow_missing_objects };
+    streamreel_lake::worker::run("bronze-ingest", &cli.run, |ctx| async move { bronze_ingest::run(&ctx, options).await })
 }

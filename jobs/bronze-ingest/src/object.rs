@@ -1,32 +1,36 @@
-//! One landing object to arrow batches: inflate, split lines, parse, and send
-//! events and rejects onward in bounded batches as it goes.
+//! One landing object to bronze rows: read it by its content (gzip by its
+//! magic number, several members as one stream; plain text otherwise), drop
+//! a byte-order mark, split lines, parse, and send events and rejects onward
+//! in bounded batches as it goes.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io::BufReader;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use flate2::bufread::MultiGzDecoder;
-use streamreel_lake::arrow::array::{
-    ArrayRef, Float64Builder, Int64Builder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
-};
-use streamreel_lake::arrow::datatypes::Schema;
+use streamreel_lake::arrow::array::RecordBatch;
+use streamreel_lake::rows::RowBuilder;
+use streamreel_lake::{LakeError, Result};
+use streamreel_tables::bronze::{EVENTS, EventRow, LandingPartition, REJECTS, RejectRow};
 
 use crate::lines::{Line, for_each_line};
-use crate::parse::{Event, Limits, Reject, RejectReason, parse_line};
-use crate::schema::{EVENTS_SCHEMA, REJECTS_SCHEMA, without_partitions};
+use crate::parse::{Limits, Reject, RejectReason, parse_line};
 
 /// Rows per batch handed to the writer: large enough to amortise, small
 /// enough that a few in flight stay far below the memory bound.
 pub const BATCH_ROWS: usize = 16 * 1024;
 const READ_BUFFER: usize = 256 * 1024;
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+const BYTE_ORDER_MARK: &[u8] = b"\xEF\xBB\xBF";
 
 /// What the ingest needs to know to parse one object.
 #[derive(Debug, Clone)]
 pub struct ObjectJob {
     /// Path relative to the landing root, stored as `source_object`.
     pub name: String,
-    pub gzip: bool,
+    pub partition: LandingPartition,
     pub limits: Limits,
     pub max_line_bytes: usize,
     pub run_id: Arc<str>,
@@ -43,6 +47,8 @@ pub struct ObjectStats {
     pub blank_lines: u64,
     pub rows: u64,
     pub rejects: BTreeMap<&'static str, u64>,
+    /// Events kept with an optional field emptied, per field.
+    pub invalid_fields: BTreeMap<&'static str, u64>,
 }
 
 impl ObjectStats {
@@ -57,25 +63,33 @@ impl ObjectStats {
         for (reason, n) in &other.rejects {
             *self.rejects.entry(reason).or_default() += n;
         }
+        for (field, n) in &other.invalid_fields {
+            *self.invalid_fields.entry(field).or_default() += n;
+        }
     }
 }
 
 /// Parses a whole object, calling `send` with each full batch; `send`
 /// returning false (the writer has gone) stops the work early.
-pub fn parse_object(job: &ObjectJob, bytes: Bytes, mut send: impl FnMut(Batch) -> bool) -> ObjectStats {
+pub fn parse_object(job: &ObjectJob, bytes: Bytes, mut send: impl FnMut(Batch) -> bool) -> Result<ObjectStats> {
     let mut stats = ObjectStats::default();
     if bytes.is_empty() {
-        // An empty object is fine: zero rows (even when named .gz).
-        return stats;
+        return Ok(stats);
     }
-    let mut events = EventColumns::new(&job.name, &job.run_id);
-    let mut rejects = RejectColumns::new(&job.name, &job.run_id);
+    let mut events = RowBuilder::new(&EVENTS.schema)?;
+    let mut rejects = RowBuilder::new(&REJECTS.schema)?;
+    let (landing_date, landing_hour, object_bucket) = job.partition.columns();
     let mut open = true;
+    let mut failure: Option<LakeError> = None;
 
     let mut on_line = |line_number: u64, line: Line<'_>| {
         if !open {
             return;
         }
+        let line = match line {
+            Line::Complete(bytes) if line_number == 1 => Line::Complete(bytes.strip_prefix(BYTE_ORDER_MARK).unwrap_or(bytes)),
+            other => other,
+        };
         stats.lines += 1;
         let outcome = match line {
             Line::TooLong { prefix, length } => Err((
@@ -91,9 +105,50 @@ pub fn parse_object(job: &ObjectJob, bytes: Bytes, mut send: impl FnMut(Batch) -
                 return;
             }
             Line::Complete(bytes) => match parse_line(bytes, &job.limits) {
-                Ok(event) => {
-                    events.push(&event, line_number, bytes);
+                Ok(e) => {
+                    for field in &e.invalid_fields {
+                        *stats.invalid_fields.entry(field).or_default() += 1;
+                    }
+                    let t = |i: usize| e.texts[i].as_deref();
+                    let row = EventRow {
+                        event_id: &e.event_id,
+                        customer_id: &e.customer_id,
+                        title_id: &e.title_id,
+                        event_type: &e.event_type,
+                        event_timestamp: e.timestamp_micros,
+                        position_seconds: e.position_seconds,
+                        watch_duration_seconds: e.watch_duration_seconds,
+                        completion_percentage: e.completion_percentage,
+                        bandwidth_mbps: e.bandwidth_mbps,
+                        buffering_events: e.buffering_events,
+                        buffering_duration_seconds: e.buffering_duration_seconds,
+                        error_count: e.error_count,
+                        session_id: t(0),
+                        device_type: t(1),
+                        device_id: t(2),
+                        device_os: t(3),
+                        app_version: t(4),
+                        quality: t(5),
+                        ip_address: t(6),
+                        country: t(7),
+                        state: t(8),
+                        city: t(9),
+                        isp: t(10),
+                        connection_type: t(11),
+                        invalid_fields: &e.invalid_fields,
+                        source_object: &job.name,
+                        line_number: line_number as i64,
+                        run_id: &job.run_id,
+                        // Valid UTF-8: parse_line checked.
+                        raw_line: std::str::from_utf8(bytes).unwrap_or_default(),
+                        landing_date,
+                        landing_hour,
+                        object_bucket,
+                    };
                     stats.rows += 1;
+                    if let Err(e) = events.push(&row) {
+                        failure.get_or_insert(e);
+                    }
                     Ok(())
                 }
                 Err(reject) => Err((reject, bytes)),
@@ -101,255 +156,129 @@ pub fn parse_object(job: &ObjectJob, bytes: Bytes, mut send: impl FnMut(Batch) -
         };
         if let Err((reject, raw)) = outcome {
             *stats.rejects.entry(reject.reason.code()).or_default() += 1;
-            rejects.push(Some(line_number), &reject, Some(raw));
+            let raw = text(raw);
+            let row = RejectRow {
+                source_object: &job.name,
+                line_number: Some(line_number as i64),
+                reason: reject.reason.code(),
+                detail: &reject.detail,
+                raw_line: Some(&raw),
+                run_id: &job.run_id,
+                landing_date,
+                landing_hour,
+                object_bucket,
+            };
+            if let Err(e) = rejects.push(&row) {
+                failure.get_or_insert(e);
+            }
         }
-        if events.len >= BATCH_ROWS {
-            open = send(Batch::Events(events.finish()));
-        }
-        if rejects.len >= BATCH_ROWS {
-            open = open && send(Batch::Rejects(rejects.finish()));
+        for (builder, wrap) in [(&mut events, Batch::Events as fn(RecordBatch) -> Batch), (&mut rejects, Batch::Rejects)] {
+            if open && builder.len() >= BATCH_ROWS {
+                match builder.finish() {
+                    Ok(batch) => open = send(wrap(batch)),
+                    Err(e) => {
+                        failure.get_or_insert(e);
+                        open = false;
+                    }
+                }
+            }
         }
     };
 
-    let walked = if job.gzip {
+    let walked = if bytes.starts_with(&GZIP_MAGIC) {
         let reader = BufReader::with_capacity(READ_BUFFER, MultiGzDecoder::new(&bytes[..]));
         for_each_line(reader, job.max_line_bytes, &mut on_line)
     } else {
         for_each_line(&bytes[..], job.max_line_bytes, &mut on_line)
     };
+    if let Some(e) = failure {
+        return Err(e);
+    }
     if let Err((lines_read, error)) = walked {
-        // The lines before the damage were good and are kept; the object
-        // itself is recorded with where and why it broke.
-        let reject = Reject {
-            reason: RejectReason::UnreadableObject,
-            detail: format!("cannot read the object after line {lines_read}: {error}"),
-        };
-        *stats.rejects.entry(reject.reason.code()).or_default() += 1;
-        rejects.push(None, &reject, None);
+        // The complete lines before the damage were good and are kept; the
+        // object itself is recorded with where and why it broke.
+        let detail = format!("cannot read the object after line {lines_read}: {error}");
+        *stats.rejects.entry(RejectReason::UnreadableObject.code()).or_default() += 1;
+        rejects.push(&object_reject_row(job, &detail))?;
     }
-    if open && events.len > 0 {
-        open = send(Batch::Events(events.finish()));
+    if open && !events.is_empty() {
+        open = send(Batch::Events(events.finish()?));
     }
-    if open && rejects.len > 0 {
-        send(Batch::Rejects(rejects.finish()));
+    if open && !rejects.is_empty() {
+        send(Batch::Rejects(rejects.finish()?));
     }
-    stats
+    Ok(stats)
+}
+
+fn object_reject_row<'a>(job: &'a ObjectJob, detail: &'a str) -> RejectRow<'a> {
+    let (landing_date, landing_hour, object_bucket) = job.partition.columns();
+    RejectRow {
+        source_object: &job.name,
+        line_number: None,
+        reason: RejectReason::UnreadableObject.code(),
+        detail,
+        raw_line: None,
+        run_id: &job.run_id,
+        landing_date,
+        landing_hour,
+        object_bucket,
+    }
 }
 
 /// A reject for an object that could not even be fetched.
-pub fn object_reject(name: &str, run_id: &str, detail: String) -> RecordBatch {
-    let mut rejects = RejectColumns::new(name, run_id);
-    rejects.push(None, &Reject { reason: RejectReason::UnreadableObject, detail }, None);
-    rejects.finish()
+pub fn object_reject(job: &ObjectJob, detail: &str) -> Result<RecordBatch> {
+    streamreel_lake::rows::encode(&REJECTS.schema, &[object_reject_row(job, detail)])
 }
 
 /// The line as text: almost always valid UTF-8 already (checked at memory
 /// speed); otherwise with replacement characters.
-fn text(raw: &[u8]) -> std::borrow::Cow<'_, str> {
-    match std::str::from_utf8(raw) {
-        Ok(text) => std::borrow::Cow::Borrowed(text),
-        Err(_) => String::from_utf8_lossy(raw),
-    }
-}
-
-/// Typical bytes per value, to size the builders once per batch.
-const ID_BYTES: usize = 32;
-const LINE_BYTES: usize = 768;
-
-fn strings(bytes_per_value: usize) -> StringBuilder {
-    StringBuilder::with_capacity(BATCH_ROWS, BATCH_ROWS * bytes_per_value)
-}
-
-struct EventColumns<'j> {
-    source: &'j str,
-    run_id: &'j str,
-    len: usize,
-    ids: [StringBuilder; 4],
-    timestamp: TimestampMicrosecondBuilder,
-    numbers: [Float64Builder; 5],
-    counters: [Int64Builder; 2],
-    texts: [StringBuilder; 12],
-    source_object: StringBuilder,
-    line_number: Int64Builder,
-    run: StringBuilder,
-    raw_line: StringBuilder,
-    schema: Arc<Schema>,
-}
-
-impl<'j> EventColumns<'j> {
-    fn new(source: &'j str, run_id: &'j str) -> Self {
-        EventColumns {
-            source,
-            run_id,
-            len: 0,
-            ids: std::array::from_fn(|_| strings(ID_BYTES)),
-            timestamp: TimestampMicrosecondBuilder::with_capacity(BATCH_ROWS).with_timezone("UTC"),
-            numbers: std::array::from_fn(|_| Float64Builder::with_capacity(BATCH_ROWS)),
-            counters: std::array::from_fn(|_| Int64Builder::with_capacity(BATCH_ROWS)),
-            texts: std::array::from_fn(|_| strings(ID_BYTES)),
-            source_object: strings(64),
-            line_number: Int64Builder::with_capacity(BATCH_ROWS),
-            run: strings(48),
-            raw_line: strings(LINE_BYTES),
-            schema: without_partitions(&EVENTS_SCHEMA),
-        }
-    }
-
-    fn push(&mut self, e: &Event<'_>, line_number: u64, raw: &[u8]) {
-        for (builder, value) in self.ids.iter_mut().zip([&e.event_id, &e.customer_id, &e.title_id, &e.event_type]) {
-            builder.append_value(value);
-        }
-        self.timestamp.append_value(e.timestamp_micros);
-        // Order of EVENTS_SCHEMA: position, watch duration, completion, bandwidth, then
-        // buffering_events (counter), buffering duration, error_count (counter).
-        self.numbers[0].append_option(e.position_seconds);
-        self.numbers[1].append_option(e.watch_duration_seconds);
-        self.numbers[2].append_option(e.completion_percentage);
-        self.numbers[3].append_option(e.bandwidth_mbps);
-        self.counters[0].append_option(e.buffering_events);
-        self.numbers[4].append_option(e.buffering_duration_seconds);
-        self.counters[1].append_option(e.error_count);
-        for (builder, value) in self.texts.iter_mut().zip(&e.texts) {
-            builder.append_option(value.as_deref());
-        }
-        self.source_object.append_value(self.source);
-        self.line_number.append_value(line_number as i64);
-        self.run.append_value(self.run_id);
-        self.raw_line.append_value(text(raw));
-        self.len += 1;
-    }
-
-    /// The batch so far; the builders start over at full capacity (arrow's
-    /// own `finish` would leave them empty, to regrow every batch).
-    fn finish(&mut self) -> RecordBatch {
-        let fresh = EventColumns::new(self.source, self.run_id);
-        std::mem::replace(self, fresh).into_batch()
-    }
-
-    fn into_batch(mut self) -> RecordBatch {
-        let [id, customer, title, event_type] = &mut self.ids;
-        let [position, watch, completion, bandwidth, buffering_seconds] = &mut self.numbers;
-        let [buffering_events, errors] = &mut self.counters;
-        let mut columns: Vec<ArrayRef> = vec![
-            std::sync::Arc::new(id.finish()),
-            std::sync::Arc::new(customer.finish()),
-            std::sync::Arc::new(title.finish()),
-            std::sync::Arc::new(event_type.finish()),
-            std::sync::Arc::new(self.timestamp.finish()),
-            std::sync::Arc::new(position.finish()),
-            std::sync::Arc::new(watch.finish()),
-            std::sync::Arc::new(completion.finish()),
-            std::sync::Arc::new(bandwidth.finish()),
-            std::sync::Arc::new(buffering_events.finish()),
-            std::sync::Arc::new(buffering_seconds.finish()),
-            std::sync::Arc::new(errors.finish()),
-        ];
-        columns.extend(self.texts.iter_mut().map(|b| std::sync::Arc::new(b.finish()) as ArrayRef));
-        columns.push(std::sync::Arc::new(self.source_object.finish()));
-        columns.push(std::sync::Arc::new(self.line_number.finish()));
-        columns.push(std::sync::Arc::new(self.run.finish()));
-        columns.push(std::sync::Arc::new(self.raw_line.finish()));
-        RecordBatch::try_new(self.schema.clone(), columns).expect("event columns match the bronze schema")
-    }
-}
-
-struct RejectColumns<'j> {
-    source: &'j str,
-    run_id: &'j str,
-    len: usize,
-    source_object: StringBuilder,
-    line_number: Int64Builder,
-    reason: StringBuilder,
-    detail: StringBuilder,
-    raw_line: StringBuilder,
-    run: StringBuilder,
-    schema: Arc<Schema>,
-}
-
-impl<'j> RejectColumns<'j> {
-    fn new(source: &'j str, run_id: &'j str) -> Self {
-        RejectColumns {
-            source,
-            run_id,
-            len: 0,
-            source_object: StringBuilder::new(),
-            line_number: Int64Builder::new(),
-            reason: StringBuilder::new(),
-            detail: StringBuilder::new(),
-            raw_line: StringBuilder::new(),
-            run: StringBuilder::new(),
-            schema: without_partitions(&REJECTS_SCHEMA),
-        }
-    }
-
-    fn push(&mut self, line_number: Option<u64>, reject: &Reject, raw: Option<&[u8]>) {
-        self.source_object.append_value(self.source);
-        self.line_number.append_option(line_number.map(|n| n as i64));
-        self.reason.append_value(reject.reason.code());
-        self.detail.append_value(&reject.detail);
-        self.raw_line.append_option(raw.map(text));
-        self.run.append_value(self.run_id);
-        self.len += 1;
-    }
-
-    fn finish(&mut self) -> RecordBatch {
-        let columns: Vec<ArrayRef> = vec![
-            Arc::new(self.source_object.finish()),
-            Arc::new(self.line_number.finish()),
-            Arc::new(self.reason.finish()),
-            Arc::new(self.detail.finish()),
-            Arc::new(self.raw_line.finish()),
-            Arc::new(self.run.finish()),
-        ];
-        self.len = 0;
-        RecordBatch::try_new(self.schema.clone(), columns).expect("reject columns match the rejects schema")
-    }
+fn text(raw: &[u8]) -> Cow<'_, str> {
+    String::from_utf8_lossy(raw)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::io::Write;
+    use streamreel_lake::arrow::array::AsArray;
 
-    fn job(gzip: bool) -> ObjectJob {
+    fn job() -> ObjectJob {
+        let hour = chrono::DateTime::parse_from_rfc3339("2025-08-11T14:00:00Z").unwrap().with_timezone(&chrono::Utc);
         ObjectJob {
             name: "year=2025/month=08/day=11/hour=14/a.json.gz".into(),
-            gzip,
+            partition: LandingPartition::of(hour, "a", 64),
             limits: Limits { latest_micros: i64::MAX },
-            max_line_bytes: 200,
+            max_line_bytes: 300,
             run_id: "test".into(),
         }
     }
 
     const GOOD: &str = r#"{"event_id":"e1","customer_id":"c","title_id":"t","event_type":"start","event_timestamp":"2025-08-11T14:00:00Z","position_seconds":0}"#;
 
-    fn gzip(text: &str) -> Bytes {
+    fn gzip(text: &str) -> Vec<u8> {
         let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         encoder.write_all(text.as_bytes()).unwrap();
-        Bytes::from(encoder.finish().unwrap())
+        encoder.finish().unwrap()
     }
 
-    fn run(job: &ObjectJob, bytes: Bytes) -> (ObjectStats, usize, Vec<String>) {
+    fn run(bytes: impl Into<Bytes>) -> (ObjectStats, usize, Vec<String>) {
         let mut rows = 0;
         let mut reasons = Vec::new();
-        let stats = parse_object(job, bytes, |batch| {
+        let stats = parse_object(&job(), bytes.into(), |batch| {
             match batch {
                 Batch::Events(b) => rows += b.num_rows(),
-                Batch::Rejects(b) => {
-                    let col = b.column_by_name("reason").unwrap();
-                    let col = col.as_any().downcast_ref::<streamreel_lake::arrow::array::StringArray>().unwrap();
-                    reasons.extend(col.iter().map(|r| r.unwrap().to_string()));
-                }
+                Batch::Rejects(b) => reasons.extend(b.column_by_name("reason").unwrap().as_string::<i32>().iter().map(|r| r.unwrap().to_string())),
             }
             true
-        });
+        })
+        .unwrap();
         (stats, rows, reasons)
     }
 
     #[test]
     fn good_bad_blank_and_long_lines_are_all_accounted_for() {
-        let text = format!("{GOOD}\nnot json\n\n{}\n{GOOD}", "x".repeat(300));
-        let (stats, rows, reasons) = run(&job(true), gzip(&text));
+        let text = format!("{GOOD}\nnot json\n\n{}\n{GOOD}", "x".repeat(400));
+        let (stats, rows, reasons) = run(gzip(&text));
         assert_eq!((stats.lines, stats.blank_lines, stats.rows), (4, 1, 2));
         assert_eq!(rows, 2);
         assert_eq!(reasons, ["invalid_json", "line_too_long"]);
@@ -360,28 +289,32 @@ mod tests {
     fn a_truncated_gzip_keeps_what_came_before_and_records_the_object() {
         let body: String = (0..2000).map(|_| format!("{GOOD}\n")).collect();
         let full = gzip(&body);
-        let truncated = full.slice(..full.len() / 2);
-        let (stats, rows, reasons) = run(&job(true), truncated);
+        let (stats, rows, reasons) = run(full[..full.len() / 2].to_vec());
         assert!(rows > 0 && rows < 2000, "{rows}");
         assert_eq!(reasons.last().map(String::as_str), Some("unreadable_object"));
         assert_eq!(stats.rejects.get("unreadable_object"), Some(&1));
     }
 
     #[test]
-    fn plain_text_named_gz_is_an_unreadable_object() {
-        let (stats, rows, reasons) = run(&job(true), Bytes::from(format!("{GOOD}\n")));
-        assert_eq!(rows, 0);
-        assert_eq!(reasons, ["unreadable_object"]);
-        assert_eq!(stats.lines, 0);
+    fn objects_are_read_by_content_whatever_their_name() {
+        // Plain text, several gzip members, a byte-order mark, CRLF.
+        let (stats, rows, reasons) = run(format!("{GOOD}\n{GOOD}\n"));
+        assert_eq!((stats.rows, rows, reasons.len()), (2, 2, 0));
+        let mut members = gzip(&format!("{GOOD}\n"));
+        members.extend(gzip(&format!("{GOOD}\r\n{GOOD}")));
+        assert_eq!(run(members).1, 3);
+        let (stats, rows, _) = run(format!("\u{feff}{GOOD}\r\n"));
+        assert_eq!((stats.rows, rows), (1, 1), "a byte-order mark is not part of line 1");
+        let (stats, rows, reasons) = run(gzip(""));
+        assert_eq!((stats.lines, rows, reasons.len()), (0, 0, 0));
+        assert_eq!(run(Bytes::new()).0.lines, 0);
     }
 
     #[test]
-    fn plain_json_objects_and_empty_objects_are_fine() {
-        let (stats, rows, _) = run(&job(false), Bytes::from(format!("{GOOD}\n{GOOD}\n")));
-        assert_eq!((stats.rows, rows), (2, 2));
-        let (stats, rows, reasons) = run(&job(true), gzip(""));
-        assert_eq!((stats.lines, rows, reasons.len()), (0, 0, 0));
-        let (stats, _, reasons) = run(&job(true), Bytes::new());
-        assert_eq!((stats.lines, reasons.len()), (0, 0));
+    fn invalid_utf8_lines_are_rejected_with_their_reason() {
+        let mut bytes = format!("{GOOD}\n").into_bytes();
+        bytes.extend_from_slice(b"{\"event_id\":\"\xff\"}\n");
+        let (_, rows, reasons) = run(bytes);
+        assert_eq!((rows, reasons), (1, vec!["invalid_utf8".to_string()]));
     }
 }

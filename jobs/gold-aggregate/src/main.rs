@@ -1,27 +1,25 @@
-//! `gold-aggregate --config FILE --hour 2025-08-11T14`: see the README.
+//! `gold-aggregate --config FILE --hour 2025-08-11T14 [--shard I/N | --finalize]`: see the README.
 
 use clap::Parser;
-use streamreel_lake::cli::{RunArgs, run_main};
-
-// Many short-lived strings and arrays; mimalloc keeps allocation cheap.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
 #[command(version, about = "Update the gold tables from what the window changed in silver")]
 struct Cli {
     #[command(flatten)]
-    run: RunArgs,
+    run: streamreel_lake::worker::RunArgs,
+    /// Add the title-level tables up over every bucket, once every shard of
+    /// the window has run (a run with the default --shard 0/1 does it itself).
+    #[arg(long)]
+    finalize: bool,
 }
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    run_main("gold-aggregate", async {
-        let cli = Cli::parse();
-        let (config, window, run_id) = cli.run.load("gold-aggregate")?;
-        let report = gold_aggregate::run(&config, window, &run_id).await?;
-        streamreel_lake::report::emit(&report.summary(), &report, cli.run.report.as_deref())?;
-        Ok::<_, anyhow::Error>(())
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let options = gold_aggregate::Options { finalize: cli.finalize };
+    streamreel_lake::worker::run("gold-aggregate", &cli.run, |ctx| async move {
+        if options.finalize && !ctx.shard.is_all() {
+            return Err(gold_aggregate::GoldError::FinalizeWithShard);
+        }
+        gold_aggregate::run(&ctx, options).await
     })
-    .await
 }

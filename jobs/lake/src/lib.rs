@@ -1,24 +1,36 @@
-//! What the StreamReel workers share: typed configuration, the run window,
-//! storage locations, Delta table I/O, the event vocabulary, CPU work spread
-//! over the cores, tracing and the run report.
+//! The storage layer every StreamReel worker runs on: typed configuration,
+//! run windows and shards, storage locations, Delta tables (open, scan,
+//! write, commit onto the planned snapshot), rows encoded through serde,
+//! CPU work spread over the cores, logging and the run report. It knows
+//! nothing of StreamReel's own tables: those are the `streamreel-tables`
+//! contract.
 
-pub mod cli;
 pub mod config;
 pub mod cores;
-pub mod delta;
 pub mod error;
-pub mod event_type;
+pub mod location;
+pub mod replan;
 pub mod report;
-pub mod storage;
+pub mod rows;
+pub mod shard;
+pub mod table;
 pub mod telemetry;
-pub mod testing;
+pub mod time;
 pub mod window;
+pub mod worker;
 
 pub use config::Config;
 pub use error::{LakeError, Result};
-pub use event_type::EventType;
+pub use location::Location;
+pub use shard::Shard;
+pub use table::{Change, CommitMeta, DataFile, PartitionKey, Prune, ReadSet, RowFilter, Table, TableSpec, TableWriter};
 pub use window::Window;
 
 /// The arrow-rs and parquet versions that deltalake writes with; every crate
 /// uses these re-exports so there is exactly one arrow in the build.
 pub use deltalake::{arrow, parquet};
+
+// Parsing and row building allocate many short strings; mimalloc keeps that
+// off the profile in every binary and test that links the storage layer.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -1,15 +1,21 @@
 //! Errors of the silver worker.
 
 use streamreel_lake::LakeError;
+use streamreel_lake::replan::Conflicted;
+use streamreel_tables::MetadataError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SilverError {
     #[error(transparent)]
     Lake(#[from] LakeError),
-    #[error("video metadata {file}: {detail}")]
-    Metadata { file: String, detail: String },
+    #[error(transparent)]
+    Metadata(#[from] MetadataError),
     #[error("the IP hash key is missing: set the environment variable {0} (silver.ip_hash_key_env)")]
     MissingIpKey(String),
-    #[error("a worker task failed: {0}")]
-    Task(String),
+}
+
+impl Conflicted for SilverError {
+    fn is_conflict(&self) -> bool {
+        matches!(self, SilverError::Lake(e) if e.is_conflict())
+    }
 }

@@ -1,27 +1,15 @@
-//! `silver-enrich --config FILE --hour 2025-08-11T14`: see the README.
+//! `silver-enrich --config FILE --hour 2025-08-11T14 [--shard I/N]`: see the README.
 
 use clap::Parser;
-use streamreel_lake::cli::{RunArgs, run_main};
-
-// Many short-lived strings and arrays; mimalloc keeps allocation cheap.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
 #[command(version, about = "Clean, deduplicate and sessionize the bronze events of a window into silver")]
 struct Cli {
     #[command(flatten)]
-    run: RunArgs,
+    run: streamreel_lake::worker::RunArgs,
 }
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    run_main("silver-enrich", async {
-        let cli = Cli::parse();
-        let (config, window, run_id) = cli.run.load("silver-enrich")?;
-        let report = silver_enrich::run(&config, window, &run_id).await?;
-        streamreel_lake::report::emit(&report.summary(), &report, cli.run.report.as_deref())?;
-        Ok::<_, anyhow::Error>(())
-    })
-    .await
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    streamreel_lake::worker::run("silver-enrich", &cli.run, |ctx| async move { silver_enrich::run(&ctx).await })
 }

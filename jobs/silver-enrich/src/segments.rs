@@ -1,11 +1,11 @@
-//! The watched-segment state machine of metrics.md ("Sessions", "Watched
-//! segments"): pure functions from one session key's ordered events to its
-//! sessions, their watched segments and the per-video facts gold needs.
+//! The watched-segment state machine (docs/metrics.md, "Sessions" and
+//! "Watched segments"): pure functions from one session's ordered events to
+//! its splits, watched segments and the per-video facts gold needs.
 
 use std::collections::{BTreeSet, HashMap};
 
-use streamreel_lake::EventType;
 use streamreel_lake::config::MetricSettings;
+use streamreel_tables::EventType;
 
 const MICROS: f64 = 1_000_000.0;
 
@@ -242,27 +242,10 @@ fn clip(start: f64, end: f64, duration: Option<f64>, flags: &mut BTreeSet<Flag>)
     (e > s).then_some((s, e))
 }
 
-/// Length of the union of intervals.
-pub fn union_length(intervals: &mut [(f64, f64)]) -> f64 {
-    merge_intervals(intervals).iter().map(|(s, e)| e - s).sum()
-}
-
-/// Sorted, disjoint union of intervals.
-pub fn merge_intervals(intervals: &mut [(f64, f64)]) -> Vec<(f64, f64)> {
-    intervals.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
-    let mut merged: Vec<(f64, f64)> = Vec::with_capacity(intervals.len());
-    for &(s, e) in intervals.iter() {
-        match merged.last_mut() {
-            Some(last) if s <= last.1 => last.1 = last.1.max(e),
-            _ => merged.push((s, e)),
-        }
-    }
-    merged
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use streamreel_tables::intervals::union_length;
 
     fn ev<'a>(id: &'a str, title: &'a str, kind: EventType, seconds: f64, position: f64) -> SessionEvent<'a> {
         SessionEvent {
@@ -388,11 +371,5 @@ mod tests {
         let events = [ev("1", "long", Start, 0.0, 0.0), ev("2", "long", Pause, 1800.0, 10.0), ev("3", "long", Resume, 3601.0, 10.0)];
         let sessions = split_sessions(&events, 1800.0);
         assert_eq!(sessions, vec![0..2, 2..3]);
-    }
-
-    #[test]
-    fn union_merges_overlaps_and_touching_intervals() {
-        let mut v = vec![(5.0, 10.0), (0.0, 3.0), (3.0, 4.0), (9.0, 12.0)];
-        assert_eq!(merge_intervals(&mut v), vec![(0.0, 4.0), (5.0, 12.0)]);
     }
 }

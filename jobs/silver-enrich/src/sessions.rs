@@ -1,57 +1,198 @@
-//! Recomputes the sessions a window touched: groups events by session key,
-//! splits them into sessions, runs the segment state machine, and builds the
-//! `watch_segments` and `watch_sessions` rows.
+//! Recomputes the sessions a run touches, one session identity (customer,
+//! session key) at a time, as a pure function of its events. The region to
+//! replace starts at the times of events that came or went and is closed
+//! over every session, old or new, that overlaps it: old rows whose session
+//! moved or split are replaced too, and nothing outside the region changes.
 
-use std::collections::BTreeMap;
-
-use ahash::AHashSet;
-use std::sync::Arc;
-
-use streamreel_lake::arrow::array::{
-    ArrayRef, BooleanBuilder, Date32Builder, Float64Builder, Int64Builder, ListBuilder, RecordBatch, StringBuilder,
-    TimestampMicrosecondBuilder,
-};
 use streamreel_lake::config::MetricSettings;
+use streamreel_lake::rows::positive_zero;
+use streamreel_lake::time::{MICROS_PER_HOUR, day_of};
+use streamreel_tables::Metadata;
+use streamreel_tables::intervals::{flatten, merge_intervals};
+use streamreel_tables::silver::{SegmentRow, SessionRow};
 
-use streamreel_lake::delta::day_of as day;
+use crate::columns::{EventColumns, RowRef, text_at};
+use crate::segments::{Segment, SessionEvent, split_sessions, watch_session};
 
-use crate::enrich::Metadata;
-use crate::rows::{EventColumns, RowRef, text_at};
-use crate::schema::{SEGMENTS_SCHEMA, SESSIONS_SCHEMA};
-use crate::segments::{Segment, SessionEvent, event_order, merge_intervals, split_sessions, watch_session};
-
-/// The recomputed sessions of one run.
-#[derive(Default)]
-pub struct Recomputed {
-    pub segments: Vec<RecordBatch>,
-    pub sessions: Vec<RecordBatch>,
-    /// Per session key, the `[start, end]` (µs) of every recomputed session:
-    /// older rows of the key that start inside one of these are replaced.
-    pub spans: BTreeMap<String, Vec<(i64, i64)>>,
-    pub session_count: usize,
-    /// A touched session reaches the edge of the events read: read more.
-    pub needs_earlier: bool,
-    pub needs_later: bool,
+/// One session identity's part of a run.
+pub struct KeyWork<'a> {
+    pub customer_id: &'a str,
+    pub session_key: &'a str,
+    /// Its events within `read`, in session order (time, tie rank, id).
+    pub events: Vec<(SessionEvent<'a>, RowRef)>,
+    /// The time range whose events were all read.
+    pub read: (i64, i64),
+    /// Times where events came or went.
+    pub seeds: Vec<(i64, i64)>,
+    /// (start, end) of the session rows stored now.
+    pub old: Vec<(i64, i64)>,
 }
 
-impl Recomputed {
-    /// One result from those of disjoint sets of session keys.
-    pub fn merge(parts: Vec<Recomputed>) -> Recomputed {
-        let mut all = Recomputed::default();
-        for part in parts {
-            all.segments.extend(part.segments);
-            all.sessions.extend(part.sessions);
-            all.spans.extend(part.spans);
-            all.session_count += part.session_count;
-            all.needs_earlier |= part.needs_earlier;
-            all.needs_later |= part.needs_later;
+#[derive(Debug, Default)]
+pub struct Recomputed {
+    /// Stored rows of the identity that start inside it are replaced.
+    pub region: Vec<(i64, i64)>,
+    pub segments: Vec<SegmentRow>,
+    pub sessions: Vec<SessionRow>,
+    pub session_count: usize,
+    /// The region reaches what was not read: read this range and try again.
+    pub widen: Option<(i64, i64)>,
+}
+
+/// How far a widening reads beyond what a session needs, so that one more
+/// read usually settles it.
+const WIDEN_MARGIN: i64 = 4 * MICROS_PER_HOUR;
+
+pub fn recompute_key(columns: &[EventColumns<'_>], work: &KeyWork<'_>, settings: &MetricSettings, metadata: &Metadata, bucket: u32) -> Recomputed {
+    let timeout = (settings.session_timeout_seconds * 1e6).round() as i64;
+    let ordered: Vec<SessionEvent<'_>> = work.events.iter().map(|(e, _)| e.clone()).collect();
+    let splits = split_sessions(&ordered, settings.session_timeout_seconds);
+    let spans: Vec<(i64, i64)> = splits.iter().map(|r| (ordered[r.start].timestamp_micros, ordered[r.end - 1].timestamp_micros)).collect();
+
+    let mut region = merge(&work.seeds);
+    loop {
+        let mut grown = region.clone();
+        for &span in spans.iter().chain(&work.old) {
+            if overlaps(&grown, span) {
+                grown.push(span);
+                grown = merge(&grown);
+            }
         }
-        all
+        if grown == region {
+            break;
+        }
+        region = grown;
     }
+
+    let (mut lo, mut hi) = work.read;
+    for &(start, end) in spans.iter().filter(|s| overlaps(&region, **s)) {
+        if start - timeout <= work.read.0 {
+            lo = lo.min(start - timeout - WIDEN_MARGIN);
+        }
+        if end + timeout >= work.read.1 {
+            hi = hi.max(end + timeout + WIDEN_MARGIN);
+        }
+    }
+    for &(start, end) in work.old.iter().filter(|s| overlaps(&region, **s)) {
+        if start - timeout <= work.read.0 {
+            lo = lo.min(start - timeout - WIDEN_MARGIN);
+        }
+        if end + timeout >= work.read.1 {
+            hi = hi.max(end + timeout + WIDEN_MARGIN);
+        }
+    }
+    if (lo, hi) != work.read {
+        return Recomputed { region, widen: Some((lo, hi)), ..Default::default() };
+    }
+
+    let mut out = Recomputed { region, ..Default::default() };
+    for (split, &(start, end)) in splits.iter().zip(&spans) {
+        if !overlaps(&out.region, (start, end)) {
+            continue;
+        }
+        out.session_count += 1;
+        let mut qos = Qos::default();
+        for (_, (b, r)) in &work.events[split.clone()] {
+            qos.observe(&columns[*b as usize], *r as usize);
+        }
+        let session = &ordered[split.clone()];
+        let result = watch_session(session, settings, |t| metadata.duration(t));
+        let session_watched: f64 = result.segments.iter().map(Segment::watched_seconds).sum();
+        let (event_date, customer_bucket) = (day_of(start), bucket as i32);
+        let text = |v: Option<&str>| v.map(str::to_string);
+        for (index, s) in result.segments.iter().enumerate() {
+            out.segments.push(SegmentRow {
+                customer_id: work.customer_id.to_string(),
+                title_id: s.title_id.to_string(),
+                session_key: work.session_key.to_string(),
+                session_start: start,
+                segment_index: index as i64,
+                start_position: s.start_position,
+                end_position: s.end_position,
+                watched_seconds: s.watched_seconds(),
+                wall_start: s.wall_start_micros,
+                wall_end: s.wall_end_micros,
+                end_event_type: s.end_event.canonical_name().unwrap_or("other").to_string(),
+                ends_in_skip: s.ends_in_skip,
+                duration_seconds: metadata.duration(s.title_id),
+                device_type: text(qos.device_type),
+                country: text(qos.country),
+                isp: text(qos.isp),
+                quality: text(qos.quality),
+                event_date,
+                customer_bucket,
+            });
+        }
+        for video in &result.videos {
+            let duration = metadata.duration(video.title_id);
+            let mine: Vec<&Segment<'_>> = result.segments.iter().filter(|s| s.title_id == video.title_id).collect();
+            let watched: f64 = mine.iter().map(|s| s.watched_seconds()).sum();
+            let max_position = mine.iter().map(|s| s.end_position).fold(0.0, f64::max);
+            let reached_end = duration.is_some_and(|d| mine.iter().any(|s| s.end_position >= settings.completion_threshold * d));
+            let mut positions: Vec<(f64, f64)> = mine.iter().map(|s| (s.start_position, s.end_position)).collect();
+            let mut walls: Vec<(f64, f64)> = mine.iter().map(|s| (s.wall_start_micros as f64, s.wall_end_micros as f64)).collect();
+            let mut flags: Vec<String> = video.flags.iter().map(|f| f.name().to_string()).collect();
+            if !metadata.contains(video.title_id) {
+                flags.push(crate::enrich::MISSING_METADATA.to_string());
+            }
+            out.sessions.push(SessionRow {
+                customer_id: work.customer_id.to_string(),
+                title_id: video.title_id.to_string(),
+                session_key: work.session_key.to_string(),
+                session_start: start,
+                session_end: end,
+                first_playback_at: video.first_playback_micros,
+                last_playback_at: video.last_playback_micros,
+                playback_events: video.playback_events as i64,
+                pause_count: video.pause_count as i64,
+                seek_count: video.seek_count as i64,
+                forward_skips: video.forward_skips as i64,
+                backward_skips: video.backward_skips as i64,
+                complete_event: video.complete_event,
+                completed: video.complete_event || reached_end,
+                watched_seconds: positive_zero(watched),
+                max_position_seconds: max_position,
+                duration_seconds: duration,
+                quality_flags: flags,
+                device_type: text(qos.device_type),
+                country: text(qos.country),
+                isp: text(qos.isp),
+                quality: text(qos.quality),
+                session_buffering_events: qos.buffering_events,
+                session_buffering_seconds: qos.buffering_seconds,
+                session_error_count: qos.error_count,
+                session_avg_bandwidth_mbps: (qos.bandwidth_count > 0).then(|| qos.bandwidth_sum / qos.bandwidth_count as f64),
+                session_watched_seconds: positive_zero(session_watched),
+                watched_intervals: flatten(&merge_intervals(&mut positions)),
+                playing_intervals: merge_intervals(&mut walls).into_iter().flat_map(|(a, b)| [a as i64, b as i64]).collect(),
+                event_date,
+                customer_bucket,
+            });
+        }
+    }
+    out
+}
+
+fn overlaps(region: &[(i64, i64)], (start, end): (i64, i64)) -> bool {
+    region.iter().any(|&(a, b)| start <= b && a <= end)
+}
+
+/// Sorted, disjoint union of closed intervals (touching ones merge).
+pub fn merge(intervals: &[(i64, i64)]) -> Vec<(i64, i64)> {
+    let mut sorted = intervals.to_vec();
+    sorted.sort();
+    let mut merged: Vec<(i64, i64)> = Vec::with_capacity(sorted.len());
+    for (a, b) in sorted {
+        match merged.last_mut() {
+            Some(last) if a <= last.1 => last.1 = last.1.max(b),
+            _ => merged.push((a, b)),
+        }
+    }
+    merged
 }
 
 /// Session-level facts: the first known dimension values and the last
-/// running totals (events.md: `buffering_*` and `error_count` are totals).
+/// running totals (`buffering_*` and `error_count` are running totals).
 #[derive(Default)]
 struct Qos<'a> {
     device_type: Option<&'a str>,
@@ -88,334 +229,13 @@ impl<'a> Qos<'a> {
     }
 }
 
-/// Recomputes every session of `rows_by_key` that holds an event of this
-/// window (`window_ids`). `read_range` is the time range (µs) of the events
-/// that were read; a touched session within one timeout of its edges may go
-/// on beyond it, which `needs_earlier` / `needs_later` report.
-pub fn recompute<'a>(
-    columns: &[EventColumns<'a>],
-    rows_by_key: &[(&'a str, Vec<RowRef>)],
-    window_ids: &AHashSet<&str>,
-    settings: &MetricSettings,
-    metadata: &Metadata,
-    read_range: (i64, i64),
-) -> Recomputed {
-    let timeout_micros = (settings.session_timeout_seconds * 1e6) as i64;
-    let mut out = Recomputed::default();
-    let mut segments = SegmentRows::default();
-    let mut sessions = SessionRows::default();
-    let mut events: Vec<(SessionEvent<'a>, RowRef)> = Vec::new();
-    let mut ordered: Vec<SessionEvent<'a>> = Vec::new();
-    let mut refs: Vec<RowRef> = Vec::new();
-    for (key, rows) in rows_by_key {
-        let key = *key;
-        events.clear();
-        events.extend(rows.iter().map(|&(b, r)| (columns[b as usize].session_event(r as usize), (b, r))));
-        events.sort_by(|x, y| event_order(&x.0, &y.0));
-        ordered.clear();
-        ordered.extend(events.iter().map(|(e, _)| e.clone()));
-        refs.clear();
-        refs.extend(events.iter().map(|(_, r)| *r));
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-        for range in split_sessions(&ordered, settings.session_timeout_seconds) {
-            let session = &ordered[range.clone()];
-            if !session.iter().any(|e| window_ids.contains(e.event_id)) {
-                continue;
-            }
-            let (start, end) = (session[0].timestamp_micros, session[session.len() - 1].timestamp_micros);
-            out.needs_earlier |= start - timeout_micros <= read_range.0;
-            out.needs_later |= end + timeout_micros >= read_range.1;
-            out.spans.entry(key.to_string()).or_default().push((start, end));
-            out.session_count += 1;
-
-            let mut qos = Qos::default();
-            for &(b, r) in &refs[range.clone()] {
-                qos.observe(&columns[b as usize], r as usize);
-            }
-            let result = watch_session(session, settings, |t| metadata.duration(t));
-            let session_watched: f64 = result.segments.iter().map(Segment::watched_seconds).sum();
-            for (index, segment) in result.segments.iter().enumerate() {
-                segments.push(key, start, index, segment, metadata.duration(segment.title_id), &qos);
-            }
-            for video in &result.videos {
-                let duration = metadata.duration(video.title_id);
-                let mine = result.segments.iter().filter(|s| s.title_id == video.title_id);
-                let watched: f64 = mine.clone().map(Segment::watched_seconds).sum();
-                let max_position = mine.clone().map(|s| s.end_position).fold(0.0, f64::max);
-                let reached_end = duration.is_some_and(|d| mine.clone().any(|s| s.end_position >= settings.completion_threshold * d));
-                let mut positions: Vec<(f64, f64)> = mine.clone().map(|s| (s.start_position, s.end_position)).collect();
-                let mut walls: Vec<(f64, f64)> = mine.clone().map(|s| (s.wall_start_micros as f64, s.wall_end_micros as f64)).collect();
-                let watched_intervals = merge_intervals(&mut positions);
-                let playing_intervals: Vec<(i64, i64)> = merge_intervals(&mut walls).into_iter().map(|(a, b)| (a as i64, b as i64)).collect();
-                let mut flags: Vec<&str> = video.flags.iter().map(|f| f.name()).collect();
-                if !metadata.videos.contains_key(video.title_id) {
-                    flags.push("missing_metadata");
-                }
-                sessions.push(SessionRow {
-                    key,
-                    start,
-                    end,
-                    video,
-                    completed: video.complete_event || reached_end,
-                    watched,
-                    max_position,
-                    duration,
-                    flags,
-                    qos: &qos,
-                    session_watched,
-                    watched_intervals,
-                    playing_intervals,
-                });
-            }
-        }
-    }
-    out.segments.push(segments.finish());
-    out.sessions.push(sessions.finish());
-    out
-}
-
-
-fn utc() -> TimestampMicrosecondBuilder {
-    TimestampMicrosecondBuilder::new().with_timezone("UTC")
-}
-
-struct SegmentRows {
-    customer: StringBuilder,
-    title: StringBuilder,
-    key: StringBuilder,
-    session_start: TimestampMicrosecondBuilder,
-    index: Int64Builder,
-    start: Float64Builder,
-    end: Float64Builder,
-    watched: Float64Builder,
-    wall_start: TimestampMicrosecondBuilder,
-    wall_end: TimestampMicrosecondBuilder,
-    end_event: StringBuilder,
-    ends_in_skip: BooleanBuilder,
-    duration: Float64Builder,
-    device_type: StringBuilder,
-    country: StringBuilder,
-    isp: StringBuilder,
-    quality: StringBuilder,
-    date: Date32Builder,
-}
-
-impl Default for SegmentRows {
-    fn default() -> Self {
-        SegmentRows {
-            customer: StringBuilder::new(),
-            title: StringBuilder::new(),
-            key: StringBuilder::new(),
-            session_start: utc(),
-            index: Int64Builder::new(),
-            start: Float64Builder::new(),
-            end: Float64Builder::new(),
-            watched: Float64Builder::new(),
-            wall_start: utc(),
-            wall_end: utc(),
-            end_event: StringBuilder::new(),
-            ends_in_skip: BooleanBuilder::new(),
-            duration: Float64Builder::new(),
-            device_type: StringBuilder::new(),
-            country: StringBuilder::new(),
-            isp: StringBuilder::new(),
-            quality: StringBuilder::new(),
-            date: Date32Builder::new(),
-        }
-    }
-}
-
-impl SegmentRows {
-    fn push(&mut self, key: &str, session_start: i64, index: usize, s: &Segment<'_>, duration: Option<f64>, qos: &Qos<'_>) {
-        self.customer.append_value(s.customer_id);
-        self.title.append_value(s.title_id);
-        self.key.append_value(key);
-        self.session_start.append_value(session_start);
-        self.index.append_value(index as i64);
-        self.start.append_value(s.start_position);
-        self.end.append_value(s.end_position);
-        self.watched.append_value(s.watched_seconds());
-        self.wall_start.append_value(s.wall_start_micros);
-        self.wall_end.append_value(s.wall_end_micros);
-        self.end_event.append_value(s.end_event.canonical_name().unwrap_or("other"));
-        self.ends_in_skip.append_value(s.ends_in_skip);
-        self.duration.append_option(duration);
-        self.device_type.append_option(qos.device_type);
-        self.country.append_option(qos.country);
-        self.isp.append_option(qos.isp);
-        self.quality.append_option(qos.quality);
-        self.date.append_value(day(s.wall_start_micros));
-    }
-
-    fn finish(mut self) -> RecordBatch {
-        let columns: Vec<ArrayRef> = vec![
-            Arc::new(self.customer.finish()),
-            Arc::new(self.title.finish()),
-            Arc::new(self.key.finish()),
-            Arc::new(self.session_start.finish()),
-            Arc::new(self.index.finish()),
-            Arc::new(self.start.finish()),
-            Arc::new(self.end.finish()),
-            Arc::new(self.watched.finish()),
-            Arc::new(self.wall_start.finish()),
-            Arc::new(self.wall_end.finish()),
-            Arc::new(self.end_event.finish()),
-            Arc::new(self.ends_in_skip.finish()),
-            Arc::new(self.duration.finish()),
-            Arc::new(self.device_type.finish()),
-            Arc::new(self.country.finish()),
-            Arc::new(self.isp.finish()),
-            Arc::new(self.quality.finish()),
-            Arc::new(self.date.finish()),
-        ];
-        RecordBatch::try_new(SEGMENTS_SCHEMA.clone(), columns).expect("segment columns match the schema")
-    }
-}
-
-struct SessionRow<'r, 'a> {
-    key: &'r str,
-    start: i64,
-    end: i64,
-    video: &'r crate::segments::VideoFacts<'a>,
-    completed: bool,
-    watched: f64,
-    max_position: f64,
-    duration: Option<f64>,
-    flags: Vec<&'r str>,
-    qos: &'r Qos<'a>,
-    session_watched: f64,
-    watched_intervals: Vec<(f64, f64)>,
-    playing_intervals: Vec<(i64, i64)>,
-}
-
-struct SessionRows {
-    customer: StringBuilder,
-    title: StringBuilder,
-    key: StringBuilder,
-    start: TimestampMicrosecondBuilder,
-    end: TimestampMicrosecondBuilder,
-    first: TimestampMicrosecondBuilder,
-    last: TimestampMicrosecondBuilder,
-    counts: [Int64Builder; 5],
-    complete_event: BooleanBuilder,
-    completed: BooleanBuilder,
-    watched: Float64Builder,
-    max_position: Float64Builder,
-    duration: Float64Builder,
-    flags: ListBuilder<StringBuilder>,
-    dims: [StringBuilder; 4],
-    buffering_events: Int64Builder,
-    buffering_seconds: Float64Builder,
-    errors: Int64Builder,
-    bandwidth: Float64Builder,
-    session_watched: Float64Builder,
-    watched_intervals: ListBuilder<Float64Builder>,
-    playing_intervals: ListBuilder<Int64Builder>,
-    date: Date32Builder,
-}
-
-impl Default for SessionRows {
-    fn default() -> Self {
-        SessionRows {
-            customer: StringBuilder::new(),
-            title: StringBuilder::new(),
-            key: StringBuilder::new(),
-            start: utc(),
-            end: utc(),
-            first: utc(),
-            last: utc(),
-            counts: std::array::from_fn(|_| Int64Builder::new()),
-            complete_event: BooleanBuilder::new(),
-            completed: BooleanBuilder::new(),
-            watched: Float64Builder::new(),
-            max_position: Float64Builder::new(),
-            duration: Float64Builder::new(),
-            flags: ListBuilder::new(StringBuilder::new()),
-            dims: std::array::from_fn(|_| StringBuilder::new()),
-            buffering_events: Int64Builder::new(),
-            buffering_seconds: Float64Builder::new(),
-            errors: Int64Builder::new(),
-            bandwidth: Float64Builder::new(),
-            session_watched: Float64Builder::new(),
-            watched_intervals: ListBuilder::new(Float64Builder::new()),
-            playing_intervals: ListBuilder::new(Int64Builder::new()),
-            date: Date32Builder::new(),
-        }
-    }
-}
-
-impl SessionRows {
-    fn push(&mut self, row: SessionRow<'_, '_>) {
-        let v = row.video;
-        self.customer.append_value(v.customer_id);
-        self.title.append_value(v.title_id);
-        self.key.append_value(row.key);
-        self.start.append_value(row.start);
-        self.end.append_value(row.end);
-        self.first.append_value(v.first_playback_micros);
-        self.last.append_value(v.last_playback_micros);
-        for (builder, value) in self.counts.iter_mut().zip([v.playback_events, v.pause_count, v.seek_count, v.forward_skips, v.backward_skips]) {
-            builder.append_value(value as i64);
-        }
-        self.complete_event.append_value(v.complete_event);
-        self.completed.append_value(row.completed);
-        self.watched.append_value(row.watched);
-        self.max_position.append_value(row.max_position);
-        self.duration.append_option(row.duration);
-        for flag in &row.flags {
-            self.flags.values().append_value(flag);
-        }
-        self.flags.append(true);
-        let q = row.qos;
-        for (builder, value) in self.dims.iter_mut().zip([q.device_type, q.country, q.isp, q.quality]) {
-            builder.append_option(value);
-        }
-        self.buffering_events.append_option(q.buffering_events);
-        self.buffering_seconds.append_option(q.buffering_seconds);
-        self.errors.append_option(q.error_count);
-        self.bandwidth.append_option((q.bandwidth_count > 0).then(|| q.bandwidth_sum / q.bandwidth_count as f64));
-        self.session_watched.append_value(row.session_watched);
-        for (a, b) in &row.watched_intervals {
-            self.watched_intervals.values().append_slice(&[*a, *b]);
-        }
-        self.watched_intervals.append(true);
-        for (a, b) in &row.playing_intervals {
-            self.playing_intervals.values().append_slice(&[*a, *b]);
-        }
-        self.playing_intervals.append(true);
-        self.date.append_value(day(row.start));
-    }
-
-    fn finish(mut self) -> RecordBatch {
-        let mut columns: Vec<ArrayRef> = vec![
-            Arc::new(self.customer.finish()),
-            Arc::new(self.title.finish()),
-            Arc::new(self.key.finish()),
-            Arc::new(self.start.finish()),
-            Arc::new(self.end.finish()),
-            Arc::new(self.first.finish()),
-            Arc::new(self.last.finish()),
-        ];
-        columns.extend(self.counts.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
-        columns.extend([
-            Arc::new(self.complete_event.finish()) as ArrayRef,
-            Arc::new(self.completed.finish()),
-            Arc::new(self.watched.finish()),
-            Arc::new(self.max_position.finish()),
-            Arc::new(self.duration.finish()),
-            Arc::new(self.flags.finish()),
-        ]);
-        columns.extend(self.dims.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
-        columns.extend([
-            Arc::new(self.buffering_events.finish()) as ArrayRef,
-            Arc::new(self.buffering_seconds.finish()),
-            Arc::new(self.errors.finish()),
-            Arc::new(self.bandwidth.finish()),
-            Arc::new(self.session_watched.finish()),
-            Arc::new(self.watched_intervals.finish()),
-            Arc::new(self.playing_intervals.finish()),
-            Arc::new(self.date.finish()),
-        ]);
-        RecordBatch::try_new(SESSIONS_SCHEMA.clone(), columns).expect("session columns match the schema")
+    #[test]
+    fn intervals_merge_when_they_touch() {
+        assert_eq!(merge(&[(5, 9), (0, 2), (2, 3), (20, 30)]), vec![(0, 3), (5, 9), (20, 30)]);
+        assert!(overlaps(&[(0, 10)], (10, 20)) && !overlaps(&[(0, 10)], (11, 20)));
     }
 }

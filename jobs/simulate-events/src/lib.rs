@@ -16,7 +16,7 @@ use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64Mcg;
 use rayon::prelude::*;
 use serde::Serialize;
-use streamreel_lake::storage::Location;
+use streamreel_lake::Location;
 
 pub use session::Title;
 use session::{Population, SessionPlan};
@@ -81,26 +81,16 @@ pub enum SimulationError {
     Write { object: String, source: object_store::Error },
 }
 
-/// Reads `title_id` and `duration_seconds` of the metadata CSV.
+/// The titles of the metadata CSV that have a duration, read by the
+/// pipeline's own metadata reader. The worked-example title is kept out of
+/// the random mix.
 pub fn read_titles(csv_bytes: &[u8], source: &str) -> Result<Vec<Title>, SimulationError> {
-    let mut reader = csv::Reader::from_reader(csv_bytes);
-    let headers = reader.headers().map_err(|e| SimulationError::Metadata(source.into(), e.to_string()))?.clone();
-    let column = |name: &str| {
-        headers
-            .iter()
-            .position(|h| h == name)
-            .ok_or_else(|| SimulationError::Metadata(source.into(), format!("no column {name}")))
-    };
-    let (id, duration) = (column("title_id")?, column("duration_seconds")?);
-    let mut titles = Vec::new();
-    for record in reader.records() {
-        let record = record.map_err(|e| SimulationError::Metadata(source.into(), e.to_string()))?;
-        let seconds: f64 = record[duration].parse().map_err(|_| SimulationError::Metadata(source.into(), format!("bad duration in {record:?}")))?;
-        // The worked-example title is kept out of the random mix.
-        if &record[id] != "video_001" {
-            titles.push(Title { id: record[id].to_string(), duration: seconds });
-        }
-    }
+    let metadata = streamreel_tables::Metadata::parse(csv_bytes, source).map_err(|e| SimulationError::Metadata(source.into(), e.to_string()))?;
+    let titles: Vec<Title> = metadata
+        .titles()
+        .filter(|(id, _)| *id != "video_001")
+        .filter_map(|(id, video)| video.duration_seconds.map(|duration| Title { id: id.to_string(), duration }))
+        .collect();
     if titles.is_empty() {
         return Err(SimulationError::Metadata(source.into(), "no titles".into()));
     }

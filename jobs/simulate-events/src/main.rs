@@ -2,10 +2,7 @@
 
 use clap::Parser;
 
-// Parsing allocates many short strings; mimalloc keeps that off the profile.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use streamreel_lake::storage::Location;
+use streamreel_lake::Location;
 
 #[derive(Parser)]
 #[command(version, about = "Write a simulated day of player telemetry into landing folders")]
@@ -37,7 +34,7 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    streamreel_lake::telemetry::init();
+    streamreel_lake::telemetry::init(Default::default());
     let cli = Cli::parse();
     let spec = simulate_events::SimulationSpec {
         date: cli.date,
@@ -64,6 +61,7 @@ async fn main() -> anyhow::Result<()> {
         report.landing_to,
         started.elapsed().as_secs_f64()
     );
-    streamreel_lake::report::emit(&summary, &report, None)?;
+    tracing::info!("{summary}");
+    streamreel_lake::report::emit(&report, None)?;
     Ok(())
 }

@@ -44,7 +44,10 @@ pub fn bad_line(rng: &mut Pcg64Mcg, e: &SimEvent<'_>, out: &mut String) {
     let mut good = String::new();
     event_line(e, &mut good);
     let good = good.trim_end();
-    match rng.random_range(0..6) {
+    // A bad position rejects only a playback event's line; elsewhere the
+    // field would just be emptied and flagged.
+    let kinds = if streamreel_tables::EventType::parse(e.event_type).is_playback() { 6 } else { 4 };
+    match rng.random_range(0..kinds) {
         0 => out.push_str(&good[..good.len() / 2]),
         1 => out.push_str("[\"not\", \"an\", \"object\"]"),
         2 => out.push_str(&good.replacen(&format!("\"customer_id\":\"{}\",", e.customer.id), "", 1)),

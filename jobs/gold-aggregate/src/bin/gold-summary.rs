@@ -14,7 +14,7 @@ struct Cli {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = streamreel_lake::Config::load(&cli.config)?;
-    let text = gold_aggregate::summary::summary(&config.lake_url).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let text = gold_aggregate::summary::summary(&config.lake_url, config.buckets).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     print!("{text}");
     Ok(())
 }

@@ -1,16 +1,40 @@
-//! Typed, borrowed access to rows of silver event batches, wherever they came
-//! from (this window's bronze rows or events already in silver).
+//! Typed, borrowed access to the rows of silver event batches, wherever
+//! they came from (this window's bronze rows or events already in silver).
 
-use streamreel_lake::EventType;
 use streamreel_lake::arrow::array::{Array, AsArray, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
 use streamreel_lake::arrow::datatypes::{Float64Type, Int64Type, TimestampMicrosecondType};
+use streamreel_tables::EventType;
 
 use crate::segments::SessionEvent;
+
+/// The columns silver reads back from its own events: what deduplication,
+/// sessions and quality of service need.
+pub const EVENT_COLUMNS: &[&str] = &[
+    "event_id",
+    "customer_id",
+    "title_id",
+    "session_key",
+    "event_type",
+    "event_timestamp",
+    "position_seconds",
+    "source_object",
+    "line_number",
+    "device_type",
+    "country",
+    "isp",
+    "quality",
+    "bandwidth_mbps",
+    "buffering_events",
+    "buffering_duration_seconds",
+    "error_count",
+    "event_key",
+    "session_hash",
+];
 
 /// A row: (batch index, row index).
 pub type RowRef = (u32, u32);
 
-/// The columns sessions and deduplication need, of one silver event batch.
+#[derive(Clone)]
 pub struct EventColumns<'a> {
     pub event_id: &'a StringArray,
     pub customer_id: &'a StringArray,
@@ -29,20 +53,26 @@ pub struct EventColumns<'a> {
     pub buffering_events: &'a Int64Array,
     pub buffering_seconds: &'a Float64Array,
     pub error_count: &'a Int64Array,
+    pub event_key: &'a Int64Array,
+    pub session_hash: &'a Int64Array,
 }
+
+/// The content that makes two deliveries of one event the same event.
+pub type Content<'a> = (&'a str, &'a str, &'a str, i64, Option<f64>);
 
 impl<'a> EventColumns<'a> {
     pub fn new(batch: &'a RecordBatch) -> EventColumns<'a> {
-        let text = |name: &str| batch.column_by_name(name).unwrap_or_else(|| panic!("silver column {name}")).as_string::<i32>();
-        let float = |name: &str| batch.column_by_name(name).unwrap_or_else(|| panic!("silver column {name}")).as_primitive::<Float64Type>();
-        let int = |name: &str| batch.column_by_name(name).unwrap_or_else(|| panic!("silver column {name}")).as_primitive::<Int64Type>();
+        let col = |name: &str| batch.column_by_name(name).unwrap_or_else(|| panic!("silver column {name}"));
+        let text = |name: &str| col(name).as_string::<i32>();
+        let float = |name: &str| col(name).as_primitive::<Float64Type>();
+        let int = |name: &str| col(name).as_primitive::<Int64Type>();
         EventColumns {
             event_id: text("event_id"),
             customer_id: text("customer_id"),
             title_id: text("title_id"),
             session_key: text("session_key"),
             event_type: text("event_type"),
-            timestamp: batch.column_by_name("event_timestamp").expect("timestamp").as_primitive::<TimestampMicrosecondType>(),
+            timestamp: col("event_timestamp").as_primitive::<TimestampMicrosecondType>(),
             position: float("position_seconds"),
             source_object: text("source_object"),
             line_number: int("line_number"),
@@ -54,7 +84,13 @@ impl<'a> EventColumns<'a> {
             buffering_events: int("buffering_events"),
             buffering_seconds: float("buffering_duration_seconds"),
             error_count: int("error_count"),
+            event_key: int("event_key"),
+            session_hash: int("session_hash"),
         }
+    }
+
+    pub fn len(&self) -> usize {
+        self.event_id.len()
     }
 
     /// Where the row came from: the tie-break of duplicates (first wins).
@@ -62,16 +98,19 @@ impl<'a> EventColumns<'a> {
         (self.source_object.value(row), self.line_number.value(row))
     }
 
-    /// The content that makes two deliveries of one event the same event.
-    pub fn content(&self, row: usize) -> (&'a str, &'a str, &'a str, &'a str, i64, Option<f64>) {
+    pub fn content(&self, row: usize) -> Content<'a> {
         (
-            self.customer_id.value(row),
             self.title_id.value(row),
             self.session_key.value(row),
             self.event_type.value(row),
             self.timestamp.value(row),
             self.position.is_valid(row).then(|| self.position.value(row)),
         )
+    }
+
+    /// The session a row belongs to: (customer_id, session_key).
+    pub fn session(&self, row: usize) -> (&'a str, &'a str) {
+        (self.customer_id.value(row), self.session_key.value(row))
     }
 
     pub fn session_event(&self, row: usize) -> SessionEvent<'a> {

@@ -1,0 +1,167 @@
+//! A gold shard's work: for every customer bucket the window changed, the
+//! per-viewer rows (`user_video_engagement`, `viewer_daily`) and the
+//! bucket's partial sums of the title-level tables, recomputed from
+//! `silver/watch_sessions` for exactly the keys and days that changed, then
+//! one partition-replacing commit per table.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use streamreel_lake::config::MetricSettings;
+use streamreel_lake::rows::{decode, encode};
+use streamreel_lake::table::{CommitMeta, PartitionKey, Table};
+use streamreel_lake::time::day_of;
+use streamreel_lake::{LakeError, Location};
+use streamreel_tables::Metadata;
+use streamreel_tables::gold::{
+    CONCURRENCY_PARTS, ConcurrencyPart, ENGAGEMENT, EngagementRow, QOS_HOURLY_PARTS, QosPart, RETENTION_PARTS, RetentionPart, VIDEO_DAILY_PARTS,
+    VIEWER_DAILY, VideoDailyPart, ViewerDailyRow,
+};
+use streamreel_tables::silver::{SESSIONS, SessionRow, partition};
+
+use crate::changes::{BucketChanges, Changes};
+use crate::metrics::{concurrency_parts, engagement, qos_parts, retention_parts, video_daily_parts, viewer_daily};
+
+/// What a shard run wrote.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct ShardCounts {
+    pub buckets: u64,
+    pub viewer_videos: u64,
+    pub days: u64,
+}
+
+/// The gold tables a shard writes, at the snapshot its plan is made from.
+struct Tables {
+    engagement: Table,
+    viewer_daily: Table,
+    video_daily_parts: Table,
+    qos_parts: Table,
+    concurrency_parts: Table,
+    retention_parts: Table,
+    sessions: Table,
+}
+
+/// Every row a shard will write, by table, and the partitions each replaces.
+#[derive(Default)]
+struct Outputs {
+    engagement: Vec<EngagementRow>,
+    viewer_daily: Vec<ViewerDailyRow>,
+    video_daily_parts: Vec<VideoDailyPart>,
+    qos_parts: Vec<QosPart>,
+    concurrency_parts: Vec<ConcurrencyPart>,
+    retention_parts: Vec<RetentionPart>,
+    bucket_partitions: BTreeSet<PartitionKey>,
+    day_partitions: BTreeSet<PartitionKey>,
+    playing_partitions: BTreeSet<PartitionKey>,
+    counts: ShardCounts,
+}
+
+pub struct ShardInput<'a> {
+    pub lake: &'a Location,
+    pub buckets: u32,
+    pub settings: &'a MetricSettings,
+    pub metadata: &'a Metadata,
+    pub loaded_at: i64,
+    pub meta: CommitMeta,
+}
+
+/// Recomputes and replaces every partition the changes touch.
+pub async fn run(input: &ShardInput<'_>, changes: &Changes) -> Result<ShardCounts, LakeError> {
+    // Output tables first: any gold run that committed since read silver
+    // before these snapshots, and a later one conflicts with this run.
+    let mut tables = Tables {
+        engagement: Table::open(input.lake, &ENGAGEMENT, input.buckets).await?,
+        viewer_daily: Table::open(input.lake, &VIEWER_DAILY, input.buckets).await?,
+        video_daily_parts: Table::open(input.lake, &VIDEO_DAILY_PARTS, input.buckets).await?,
+        qos_parts: Table::open(input.lake, &QOS_HOURLY_PARTS, input.buckets).await?,
+        concurrency_parts: Table::open(input.lake, &CONCURRENCY_PARTS, input.buckets).await?,
+        retention_parts: Table::open(input.lake, &RETENTION_PARTS, input.buckets).await?,
+        sessions: Table::open(input.lake, &SESSIONS, input.buckets).await?,
+    };
+    let mut out = Outputs::default();
+    for (&bucket, changed) in &changes.buckets {
+        recompute_bucket(input, &tables, bucket, changed, &mut out).await?;
+    }
+    let meta = &input.meta;
+    let change = tables.engagement.replace_partitions(out.bucket_partitions.clone(), &[encode(&ENGAGEMENT.schema, &out.engagement)?]).await?;
+    tables.engagement.commit(change, meta).await?;
+    let change = tables.retention_parts.replace_partitions(out.bucket_partitions.clone(), &[encode(&RETENTION_PARTS.schema, &out.retention_parts)?]).await?;
+    tables.retention_parts.commit(change, meta).await?;
+    let change = tables.viewer_daily.replace_partitions(out.day_partitions.clone(), &[encode(&VIEWER_DAILY.schema, &out.viewer_daily)?]).await?;
+    tables.viewer_daily.commit(change, meta).await?;
+    let change = tables.video_daily_parts.replace_partitions(out.day_partitions.clone(), &[encode(&VIDEO_DAILY_PARTS.schema, &out.video_daily_parts)?]).await?;
+    tables.video_daily_parts.commit(change, meta).await?;
+    let change = tables.qos_parts.replace_partitions(out.day_partitions.clone(), &[encode(&QOS_HOURLY_PARTS.schema, &out.qos_parts)?]).await?;
+    tables.qos_parts.commit(change, meta).await?;
+    let change =
+        tables.concurrency_parts.replace_partitions(out.playing_partitions.clone(), &[encode(&CONCURRENCY_PARTS.schema, &out.concurrency_parts)?]).await?;
+    tables.concurrency_parts.commit(change, meta).await?;
+    Ok(out.counts)
+}
+
+/// One bucket: every row of the bucket's engagement and retention
+/// partitions, and the rows of its changed days.
+async fn recompute_bucket(input: &ShardInput<'_>, tables: &Tables, bucket: u32, changed: &BucketChanges, out: &mut Outputs) -> Result<(), LakeError> {
+    let bucket_key = vec![Some(bucket.to_string())];
+    let existing: Vec<EngagementRow> = read_rows(&tables.engagement, |key| key == &bucket_key).await?;
+
+    // The days holding sessions of a changed viewer-video: those of the
+    // changes, and those its stored row spans (a session may start the day
+    // before its first playback).
+    let mut days: BTreeSet<i32> = changed.start_days.clone();
+    days.extend(changed.playing_days.iter().flat_map(|d| [d - 1, *d]));
+    for row in existing.iter().filter(|r| changed.viewer_titles.contains(&(r.customer_id.clone(), r.title_id.clone()))) {
+        days.extend(day_of(row.first_watched_at) - 1..=day_of(row.last_watched_at));
+    }
+    let day_keys: BTreeSet<PartitionKey> = days.iter().map(|d| partition(*d, bucket)).collect();
+    let mut sessions: Vec<SessionRow> = read_rows(&tables.sessions, |key| day_keys.contains(key)).await?;
+    // Every sum then adds in one order, whatever the files' layout.
+    sessions.sort_by(|a, b| (a.session_start, &a.customer_id, &a.session_key, &a.title_id).cmp(&(b.session_start, &b.customer_id, &b.session_key, &b.title_id)));
+
+    let mut by_key: BTreeMap<(&str, &str), Vec<&SessionRow>> = BTreeMap::new();
+    for s in &sessions {
+        if changed.viewer_titles.contains(&(s.customer_id.clone(), s.title_id.clone())) {
+            by_key.entry((s.customer_id.as_str(), s.title_id.as_str())).or_default().push(s);
+        }
+    }
+    let fresh: Vec<EngagementRow> = by_key.values().map(|own| engagement(own, input.settings, input.metadata, input.loaded_at)).collect();
+    out.counts.viewer_videos += fresh.len() as u64;
+    let mut rows: Vec<EngagementRow> = existing.into_iter().filter(|r| !changed.viewer_titles.contains(&(r.customer_id.clone(), r.title_id.clone()))).collect();
+    rows.extend(fresh);
+
+    // Retention of the changed titles, from every viewer of the bucket.
+    let stored_parts: Vec<RetentionPart> = read_rows(&tables.retention_parts, |key| key == &bucket_key).await?;
+    out.retention_parts.extend(stored_parts.into_iter().filter(|p| !changed.titles.contains(&p.title_id)));
+    for title in &changed.titles {
+        if let Some(duration) = input.metadata.duration(title) {
+            let viewers: Vec<&EngagementRow> = rows.iter().filter(|r| &r.title_id == title).collect();
+            out.retention_parts.extend(retention_parts(title, duration, &viewers, bucket as i32));
+        }
+    }
+    out.engagement.extend(rows);
+    out.bucket_partitions.insert(bucket_key);
+
+    for &day in &changed.start_days {
+        let of_day: Vec<SessionRow> = sessions.iter().filter(|s| s.event_date == day).cloned().collect();
+        out.viewer_daily.extend(viewer_daily(&of_day, input.loaded_at));
+        out.video_daily_parts.extend(video_daily_parts(&of_day, input.settings, input.metadata));
+        out.qos_parts.extend(qos_parts(&of_day));
+        out.day_partitions.insert(partition(day, bucket));
+    }
+    for &day in &changed.playing_days {
+        let playing: Vec<SessionRow> = sessions.iter().filter(|s| s.event_date == day || s.event_date == day - 1).cloned().collect();
+        out.concurrency_parts.extend(concurrency_parts(day, &playing, bucket as i32));
+        out.playing_partitions.insert(partition(day, bucket));
+    }
+    out.counts.buckets += 1;
+    out.counts.days += changed.start_days.union(&changed.playing_days).count() as u64;
+    Ok(())
+}
+
+/// Every row of the table's partitions that `keep` selects.
+pub async fn read_rows<T: serde::de::DeserializeOwned>(table: &Table, keep: impl Fn(&PartitionKey) -> bool) -> Result<Vec<T>, LakeError> {
+    let mut rows = Vec::new();
+    for batch in table.scan(table.files_where(keep)).read().await? {
+        rows.extend(decode::<T>(&batch)?);
+    }
+    Ok(rows)
+}

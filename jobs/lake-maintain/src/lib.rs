@@ -1,0 +1,1 @@
+//! `lake-maintain`: compaction, vacuum and log cleanup of the lake (not yet written).

@@ -1,0 +1,280 @@
+//! Delta tables without DataFusion, as the workers use them: open (creating a
+//! table from its spec on first use), list the live files of a snapshot,
+//! scan them ([`scan`]), write new files ([`write`]) and commit a change only
+//! onto the snapshot it was planned from ([`commit`]).
+
+pub mod commit;
+mod ops;
+pub mod scan;
+pub mod write;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use deltalake::arrow::datatypes::SchemaRef;
+use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
+use deltalake::kernel::{LogicalFileView, Remove, StructType};
+use deltalake::protocol::SaveMode;
+use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError, TableProperty};
+use object_store::ObjectStore;
+use tracing::debug;
+
+use crate::error::{LakeError, Result};
+use crate::location::Location;
+
+pub use commit::{Change, CommitMeta, ReadSet};
+pub use scan::{Prune, RowFilter, Scan};
+pub use write::TableWriter;
+
+/// Static description of one table of the contract.
+pub struct TableSpec {
+    /// Path under `lake_url`, e.g. `bronze/events`.
+    pub path: &'static str,
+    /// Every column, partition columns included.
+    pub schema: SchemaRef,
+    pub partition_columns: &'static [&'static str],
+    /// Columns that get min/max statistics in the Delta log (data skipping).
+    pub stats_columns: &'static [&'static str],
+    /// High-cardinality text columns where parquet dictionaries only cost time.
+    pub plain_columns: &'static [&'static str],
+    /// Rows of every written file are sorted by these columns, so that row
+    /// groups cover narrow ranges of them (pruned by statistics on reads).
+    pub sort_columns: &'static [&'static str],
+    /// Files are split by the hour of this timestamp column, so that a later
+    /// copy-on-write rewrite of a few rows touches only their hours' files.
+    pub file_hours: Option<&'static str>,
+    pub row_group_rows: usize,
+    /// Partitioned by the lake's hash bucket: the table records the bucket
+    /// count it was created with, and refuses a config that differs.
+    pub bucketed: bool,
+    /// Holds personal data in the clear: files on a local lake are written
+    /// readable by owner and group only.
+    pub private: bool,
+}
+
+impl TableSpec {
+    pub fn partition_index(&self, column: &str) -> Option<usize> {
+        self.partition_columns.iter().position(|c| *c == column)
+    }
+}
+
+/// The values of a file's partition columns, in the spec's order, as the
+/// Delta log writes them (`2025-08-11`, `7`).
+pub type PartitionKey = Vec<Option<String>>;
+
+/// The text of a date partition value (days since 1970-01-01).
+pub fn date_value(days: i32) -> String {
+    crate::time::days_to_date(days).format("%Y-%m-%d").to_string()
+}
+
+/// The day (since 1970-01-01) of a date partition value.
+pub fn parse_date_value(value: &str) -> Option<i32> {
+    chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d").ok().map(crate::time::date_to_days)
+}
+
+/// One live data file of a snapshot.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataFile {
+    /// Relative to the table root, as in the log (decoded).
+    pub path: String,
+    pub size: i64,
+    pub partition: PartitionKey,
+    pub rows: Option<u64>,
+    /// Per-column minimum and maximum from the log's statistics.
+    pub min: serde_json::Map<String, serde_json::Value>,
+    pub max: serde_json::Map<String, serde_json::Value>,
+}
+
+impl DataFile {
+    fn from_view(view: &LogicalFileView, partition_columns: &[&str]) -> DataFile {
+        let values = view.partition_values_map();
+        let stats: Option<serde_json::Value> = view.stats().and_then(|s| serde_json::from_str(&s).ok());
+        let section = |name: &str| {
+            stats.as_ref().and_then(|s| s.get(name)).and_then(|v| v.as_object()).cloned().unwrap_or_default()
+        };
+        DataFile {
+            path: view.path().to_string(),
+            size: view.size(),
+            partition: partition_columns.iter().map(|c| values.get(*c).cloned().flatten()).collect(),
+            rows: view.num_records().map(|n| n as u64),
+            min: section("minValues"),
+            max: section("maxValues"),
+        }
+    }
+
+    pub fn remove_action(&self, spec: &TableSpec, data_change: bool) -> Remove {
+        let partition_values: HashMap<String, Option<String>> =
+            spec.partition_columns.iter().zip(&self.partition).map(|(c, v)| (c.to_string(), v.clone())).collect();
+        Remove {
+            path: self.path.clone(),
+            data_change,
+            deletion_timestamp: Some(chrono::Utc::now().timestamp_millis()),
+            extended_file_metadata: Some(true),
+            partition_values: Some(partition_values),
+            size: Some(self.size),
+            tags: None,
+            deletion_vector: None,
+            base_row_id: None,
+            default_row_commit_version: None,
+        }
+    }
+
+    /// The file's value range of a numeric or timestamp statistics column,
+    /// when the log has it (timestamps as microseconds).
+    pub fn range_of(&self, column: &str) -> Option<(i64, i64)> {
+        let number = |v: &serde_json::Value| match v {
+            serde_json::Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
+            serde_json::Value::String(s) => {
+                chrono::DateTime::parse_from_rfc3339(s).ok().map(|t| t.timestamp_micros()).or_else(|| parse_date_value(s).map(i64::from))
+            }
+            _ => None,
+        };
+        Some((number(self.min.get(column)?)?, number(self.max.get(column)?)?))
+    }
+}
+
+/// An open Delta table at one snapshot.
+pub struct Table {
+    spec: &'static TableSpec,
+    location: Location,
+    delta: DeltaTable,
+    files: Vec<DataFile>,
+}
+
+/// The table property that records a bucketed table's bucket count.
+const BUCKETS_PROPERTY: &str = "streamreel.buckets";
+
+impl Table {
+    /// Opens the table at `lake/spec.path`, creating it with the spec's schema
+    /// when it does not exist yet.
+    pub async fn open(lake: &Location, spec: &'static TableSpec, buckets: u32) -> Result<Table> {
+        let location = lake.join(spec.path);
+        let err = |e: DeltaTableError| LakeError::delta(&location, e);
+        let mut delta = builder(&location)?.build().map_err(err)?;
+        if delta.verify_deltatable_existence().await.map_err(err)? {
+            delta.load().await.map_err(err)?;
+        } else {
+            delta = create(&location, &delta, spec, buckets).await?;
+        }
+        if spec.bucketed {
+            let found = delta.snapshot().map_err(err)?.metadata().configuration().get(BUCKETS_PROPERTY).cloned();
+            if found.as_deref() != Some(buckets.to_string().as_str()) {
+                let found = found.unwrap_or_else(|| "an unrecorded number of".into());
+                return Err(LakeError::Buckets { table: location.to_string(), found, configured: buckets });
+            }
+        }
+        let mut table = Table { spec, location, delta, files: Vec::new() };
+        table.files = table.list_files()?;
+        if table.location.is_local() {
+            commit::remove_stale_staging(&table.location).await;
+        }
+        Ok(table)
+    }
+
+    pub fn spec(&self) -> &'static TableSpec {
+        self.spec
+    }
+
+    pub fn location(&self) -> &Location {
+        &self.location
+    }
+
+    pub fn version(&self) -> u64 {
+        self.delta.version().unwrap_or(0)
+    }
+
+    /// The live files of this snapshot.
+    pub fn files(&self) -> &[DataFile] {
+        &self.files
+    }
+
+    /// Live files whose partition satisfies `keep`.
+    pub fn files_where(&self, keep: impl Fn(&PartitionKey) -> bool) -> Vec<DataFile> {
+        self.files.iter().filter(|f| keep(&f.partition)).cloned().collect()
+    }
+
+    /// The table's object store, rooted at the table.
+    pub fn store(&self) -> Arc<dyn ObjectStore> {
+        self.delta.object_store()
+    }
+
+    /// Moves to the latest version.
+    pub async fn refresh(&mut self) -> Result<()> {
+        self.delta.update_state().await.map_err(|e| LakeError::delta(&self.location, e))?;
+        self.files = self.list_files()?;
+        Ok(())
+    }
+
+    /// Reads the table as of an earlier version (time travel).
+    pub async fn open_version(lake: &Location, spec: &'static TableSpec, version: u64) -> Result<Table> {
+        let location = lake.join(spec.path);
+        let mut delta = builder(&location)?.build().map_err(|e| LakeError::delta(&location, e))?;
+        delta.load_version(version).await.map_err(|e| LakeError::delta(&location, e))?;
+        let mut table = Table { spec, location, delta, files: Vec::new() };
+        table.files = table.list_files()?;
+        Ok(table)
+    }
+
+    pub(crate) fn delta(&self) -> &DeltaTable {
+        &self.delta
+    }
+
+    fn list_files(&self) -> Result<Vec<DataFile>> {
+        let snapshot = self.delta.snapshot().map_err(|e| LakeError::delta(&self.location, e))?;
+        Ok(snapshot.log_data().iter().map(|view| DataFile::from_view(&view, self.spec.partition_columns)).collect())
+    }
+
+    fn error(&self, cause: impl std::fmt::Display) -> LakeError {
+        LakeError::delta(&self.location, cause)
+    }
+}
+
+fn builder(location: &Location) -> Result<DeltaTableBuilder> {
+    Ok(DeltaTableBuilder::from_url(location.url().clone())
+        .map_err(|e| LakeError::delta(location, e))?
+        .with_storage_options(location.delta_storage_options()))
+}
+
+async fn create(location: &Location, table: &DeltaTable, spec: &TableSpec, buckets: u32) -> Result<DeltaTable> {
+    let kernel_schema: StructType =
+        spec.schema.as_ref().try_into_kernel().map_err(|e: deltalake::arrow::error::ArrowError| LakeError::delta(location, e))?;
+    let mut configuration: BTreeMap<String, Option<String>> = BTreeMap::new();
+    if !spec.stats_columns.is_empty() {
+        configuration.insert(TableProperty::DataSkippingStatsColumns.as_ref().to_string(), Some(spec.stats_columns.join(",")));
+    }
+    if spec.bucketed {
+        configuration.insert(BUCKETS_PROPERTY.to_string(), Some(buckets.to_string()));
+    }
+    let created = table
+        .create()
+        .with_columns(kernel_schema.fields().cloned())
+        .with_partition_columns(spec.partition_columns.iter().map(|c| c.to_string()))
+        .with_configuration(configuration)
+        .with_raise_if_key_not_exists(false)
+        .with_save_mode(SaveMode::ErrorIfExists)
+        .await;
+    match created {
+        Ok(created) => Ok(created),
+        Err(e) if lost_creation_race(&e) => {
+            debug!(table = %location, "another writer created the table first; loading it");
+            let mut reloaded = builder(location)?.build().map_err(|e| LakeError::delta(location, e))?;
+            reloaded.load().await.map_err(|e| LakeError::delta(location, e))?;
+            Ok(reloaded)
+        }
+        Err(e) => Err(LakeError::delta(location, format!("cannot create the table: {e}"))),
+    }
+}
+
+/// The errors of a `create` that lost to a concurrent creation: the table
+/// exists by now, or version 0 was written by someone else.
+fn lost_creation_race(error: &DeltaTableError) -> bool {
+    use deltalake::kernel::transaction::TransactionError;
+    match error {
+        DeltaTableError::VersionAlreadyExists(0) => true,
+        DeltaTableError::Transaction { source } => {
+            matches!(source, TransactionError::VersionAlreadyExists(0) | TransactionError::CommitConflict(_))
+        }
+        DeltaTableError::Generic(message) => message.contains("already exists"),
+        _ => false,
+    }
+}

@@ -1,0 +1,317 @@
+//! New data files for a table: rows grouped by partition, sorted by the
+//! spec's sort columns, encoded as parquet in memory and uploaded in one put,
+//! each described by an add action with the statistics readers prune by.
+//! Nothing is visible until the adds are committed.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use deltalake::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt32Array};
+use deltalake::arrow::compute::{SortColumn, concat_batches, lexsort_to_indices, take_record_batch};
+use deltalake::arrow::datatypes::{DataType, Date32Type, Int32Type, Int64Type, Schema, SchemaRef, TimeUnit, TimestampMicrosecondType};
+use deltalake::kernel::Add;
+use deltalake::parquet::arrow::ArrowWriter;
+use deltalake::parquet::basic::Compression;
+use deltalake::parquet::file::metadata::ParquetMetaData;
+use deltalake::parquet::file::properties::{EnabledStatistics, WriterProperties};
+use deltalake::parquet::file::statistics::Statistics;
+use object_store::{ObjectStore, ObjectStoreExt};
+use serde_json::{Map, Value, json};
+
+use super::{PartitionKey, Table, TableSpec, date_value};
+use crate::error::{LakeError, Result};
+use crate::location::Location;
+
+/// A file is closed once its encoded size passes this.
+const TARGET_FILE_BYTES: usize = 96 * 1024 * 1024;
+/// Text statistics longer than this are left out (a truncated maximum would
+/// be wrong for readers that skip by it).
+const MAX_STAT_TEXT: usize = 64;
+
+/// Writes new files of one table; `finish` returns their add actions.
+pub struct TableWriter {
+    spec: &'static TableSpec,
+    location: Location,
+    store: Arc<dyn ObjectStore>,
+    file_schema: SchemaRef,
+    properties: WriterProperties,
+    open: Option<OpenFile>,
+    adds: Vec<Add>,
+}
+
+struct OpenFile {
+    key: PartitionKey,
+    writer: ArrowWriter<Vec<u8>>,
+}
+
+impl Table {
+    pub fn writer(&self) -> TableWriter {
+        TableWriter::new(self.spec(), self.location().clone(), self.store())
+    }
+}
+
+impl TableWriter {
+    fn new(spec: &'static TableSpec, location: Location, store: Arc<dyn ObjectStore>) -> TableWriter {
+        let file_schema = Arc::new(Schema::new(
+            spec.schema.fields().iter().filter(|f| !spec.partition_columns.contains(&f.name().as_str())).cloned().collect::<Vec<_>>(),
+        ));
+        let mut properties = WriterProperties::builder()
+            .set_compression(Compression::SNAPPY)
+            .set_statistics_enabled(EnabledStatistics::Chunk)
+            .set_max_row_group_row_count(Some(spec.row_group_rows));
+        for column in spec.plain_columns {
+            properties = properties
+                .set_column_dictionary_enabled((*column).into(), false)
+                .set_column_statistics_enabled((*column).into(), EnabledStatistics::None);
+        }
+        TableWriter { spec, location, store, file_schema, properties: properties.build(), open: None, adds: Vec::new() }
+    }
+
+    /// A new writer of the same table, with no files yet.
+    pub fn sibling(&self) -> TableWriter {
+        TableWriter::new(self.spec, self.location.clone(), self.store.clone())
+    }
+
+    /// Appends rows that all belong to partition `key` to the partition's
+    /// open file (the batch may include or omit the partition columns).
+    /// Rows are written in the order given.
+    pub async fn write(&mut self, key: &PartitionKey, batch: &RecordBatch) -> Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        if self.open.as_ref().is_some_and(|open| &open.key != key) {
+            self.close_file().await?;
+        }
+        let batch = self.file_batch(batch)?;
+        if self.open.is_none() {
+            let writer = ArrowWriter::try_new(Vec::new(), self.file_schema.clone(), Some(self.properties.clone()))
+                .map_err(|e| self.failed("a new file", e))?;
+            self.open = Some(OpenFile { key: key.clone(), writer });
+        }
+        let open = self.open.as_mut().expect("opened above");
+        open.writer.write(&batch).map_err(|e| LakeError::Write { table: self.location.to_string(), file: "a new file".into(), cause: crate::error::clean(&e) })?;
+        if open.writer.bytes_written() + open.writer.in_progress_size() >= TARGET_FILE_BYTES {
+            self.close_file().await?;
+        }
+        Ok(())
+    }
+
+    /// Writes batches that carry the partition columns: rows are grouped by
+    /// partition (and by the hour of the spec's `file_hours` column) into
+    /// files, and sorted by the spec's sort columns within each.
+    pub async fn write_partitioned(&mut self, batches: &[RecordBatch]) -> Result<()> {
+        let mut groups: BTreeMap<(PartitionKey, i64), Vec<RecordBatch>> = BTreeMap::new();
+        for batch in batches.iter().filter(|b| b.num_rows() > 0) {
+            let keys = self.partition_keys(batch)?;
+            let hours: Vec<i64> = match self.spec.file_hours.and_then(|name| batch.column_by_name(name)) {
+                Some(column) => column.as_primitive::<TimestampMicrosecondType>().values().iter().map(|t| t.div_euclid(crate::time::MICROS_PER_HOUR)).collect(),
+                None => vec![0; batch.num_rows()],
+            };
+            let mut rows: BTreeMap<(&PartitionKey, i64), Vec<u32>> = BTreeMap::new();
+            for (row, key) in keys.iter().enumerate() {
+                rows.entry((key, hours[row])).or_default().push(row as u32);
+            }
+            for ((key, hour), indices) in rows {
+                let part = if indices.len() == batch.num_rows() {
+                    batch.clone()
+                } else {
+                    take_record_batch(batch, &UInt32Array::from(indices)).map_err(|e| self.failed("a partition split", e))?
+                };
+                groups.entry((key.clone(), hour)).or_default().push(part);
+            }
+        }
+        for ((key, _), parts) in groups {
+            let sorted = self.sorted(&parts)?;
+            self.write(&key, &sorted).await?;
+            self.close_file().await?;
+        }
+        Ok(())
+    }
+
+    /// Closes the open file; returns every add action written so far.
+    pub async fn finish(mut self) -> Result<Vec<Add>> {
+        self.close_file().await?;
+        Ok(self.adds)
+    }
+
+    /// The rows of `batches` in the order of the spec's sort columns.
+    fn sorted(&self, batches: &[RecordBatch]) -> Result<RecordBatch> {
+        let schema = batches[0].schema();
+        let all = concat_batches(&schema, batches).map_err(|e| self.failed("a partition", e))?;
+        if self.spec.sort_columns.is_empty() || all.num_rows() < 2 {
+            return Ok(all);
+        }
+        let columns: Vec<SortColumn> = self
+            .spec
+            .sort_columns
+            .iter()
+            .filter_map(|name| all.column_by_name(name).map(|values| SortColumn { values: values.clone(), options: None }))
+            .collect();
+        let order = lexsort_to_indices(&columns, None).map_err(|e| self.failed("a partition", e))?;
+        take_record_batch(&all, &order).map_err(|e| self.failed("a partition", e))
+    }
+
+    /// The partition key of every row of a batch carrying partition columns.
+    fn partition_keys(&self, batch: &RecordBatch) -> Result<Vec<PartitionKey>> {
+        let columns: Vec<&ArrayRef> = self
+            .spec
+            .partition_columns
+            .iter()
+            .map(|name| batch.column_by_name(name).ok_or_else(|| self.failed("a partitioned batch", format!("no partition column {name}"))))
+            .collect::<Result<_>>()?;
+        Ok((0..batch.num_rows()).map(|row| columns.iter().map(|column| partition_text(column, row)).collect()).collect())
+    }
+
+    /// The batch without partition columns, in the file schema's order.
+    fn file_batch(&self, batch: &RecordBatch) -> Result<RecordBatch> {
+        let columns = self
+            .file_schema
+            .fields()
+            .iter()
+            .map(|field| {
+                batch.column_by_name(field.name()).cloned().ok_or_else(|| self.failed("a batch", format!("no column {}", field.name())))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        RecordBatch::try_new(self.file_schema.clone(), columns).map_err(|e| self.failed("a batch", e))
+    }
+
+    async fn close_file(&mut self) -> Result<()> {
+        let Some(open) = self.open.take() else { return Ok(()) };
+        let partition_path: Vec<String> =
+            self.spec.partition_columns.iter().zip(&open.key).map(|(c, v)| format!("{c}={}", v.as_deref().unwrap_or("__HIVE_DEFAULT_PARTITION__"))).collect();
+        let name = format!("part-{}.snappy.parquet", uuid::Uuid::new_v4());
+        let path = if partition_path.is_empty() { name } else { format!("{}/{name}", partition_path.join("/")) };
+        let mut writer = open.writer;
+        let metadata = writer.finish().map_err(|e| self.failed(&path, e))?;
+        // `into_inner` would write the footer a second time.
+        let bytes = std::mem::take(writer.inner_mut());
+        let size = bytes.len() as i64;
+        self.store.put(&object_store::path::Path::from(path.as_str()), bytes.into()).await.map_err(|e| self.failed(&path, e))?;
+        if self.spec.private
+            && let Some(dir) = self.location.local_path()
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir.join(&path), std::fs::Permissions::from_mode(0o640)).map_err(|e| self.failed(&path, e))?;
+        }
+        let stats = self.stats(&metadata);
+        let partition_values = self.spec.partition_columns.iter().zip(open.key).map(|(c, v)| (c.to_string(), v)).collect();
+        self.adds.push(Add {
+            path,
+            size,
+            partition_values,
+            modification_time: chrono::Utc::now().timestamp_millis(),
+            data_change: true,
+            stats: Some(stats.to_string()),
+            tags: None,
+            deletion_vector: None,
+            base_row_id: None,
+            default_row_commit_version: None,
+            clustering_provider: None,
+        });
+        Ok(())
+    }
+
+    /// Delta statistics (rows, and min, max and null count of the spec's
+    /// statistics columns) from the file's own row-group statistics.
+    fn stats(&self, metadata: &ParquetMetaData) -> Value {
+        let (mut min, mut max, mut nulls) = (Map::new(), Map::new(), Map::new());
+        let schema = metadata.file_metadata().schema_descr();
+        for name in self.spec.stats_columns {
+            let Ok(field) = self.file_schema.field_with_name(name) else { continue };
+            let Some(index) = schema.columns().iter().position(|c| c.path().string() == *name) else { continue };
+            let mut range: Option<(Value, Value)> = None;
+            let mut null_count = 0u64;
+            let mut complete = true;
+            for row_group in metadata.row_groups() {
+                let Some(stats) = row_group.column(index).statistics() else {
+                    complete = false;
+                    break;
+                };
+                null_count += stats.null_count_opt().unwrap_or(0);
+                if row_group.num_rows() as u64 == stats.null_count_opt().unwrap_or(0) {
+                    continue;
+                }
+                match stat_values(stats, field.data_type()) {
+                    Some((lo, hi)) => {
+                        range = Some(match range {
+                            None => (lo, hi),
+                            Some((a, b)) => (least(a, lo), greatest(b, hi)),
+                        })
+                    }
+                    None => {
+                        complete = false;
+                        break;
+                    }
+                }
+            }
+            if !complete {
+                continue;
+            }
+            nulls.insert(name.to_string(), json!(null_count));
+            if let Some((lo, hi)) = range {
+                min.insert(name.to_string(), lo);
+                max.insert(name.to_string(), hi);
+            }
+        }
+        json!({"numRecords": metadata.file_metadata().num_rows(), "minValues": min, "maxValues": max, "nullCount": nulls})
+    }
+
+    fn failed(&self, file: &str, cause: impl std::fmt::Display) -> LakeError {
+        LakeError::Write { table: self.location.to_string(), file: file.to_string(), cause: crate::error::clean(&cause) }
+    }
+}
+
+/// A partition value as the log writes it.
+fn partition_text(column: &ArrayRef, row: usize) -> Option<String> {
+    if column.is_null(row) {
+        return None;
+    }
+    Some(match column.data_type() {
+        DataType::Date32 => date_value(column.as_primitive::<Date32Type>().value(row)),
+        DataType::Int32 => column.as_primitive::<Int32Type>().value(row).to_string(),
+        DataType::Int64 => column.as_primitive::<Int64Type>().value(row).to_string(),
+        _ => column.as_string::<i32>().value(row).to_string(),
+    })
+}
+
+/// A row group's (min, max) as Delta statistics values: numbers, dates as
+/// `YYYY-MM-DD`, timestamps at millisecond precision rounded outwards (so a
+/// reader skipping by them never skips a matching row).
+fn stat_values(stats: &Statistics, data_type: &DataType) -> Option<(Value, Value)> {
+    match (stats, data_type) {
+        (Statistics::Int32(s), DataType::Date32) => Some((json!(date_value(*s.min_opt()?)), json!(date_value(*s.max_opt()?)))),
+        (Statistics::Int32(s), _) => Some((json!(s.min_opt()?), json!(s.max_opt()?))),
+        (Statistics::Int64(s), DataType::Timestamp(TimeUnit::Microsecond, _)) => {
+            let (lo, hi) = (s.min_opt()?.div_euclid(1000) * 1000, (s.max_opt()? + 999).div_euclid(1000) * 1000);
+            let text = |micros: i64| {
+                chrono::DateTime::from_timestamp_micros(micros).map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+            };
+            Some((json!(text(lo)?), json!(text(hi)?)))
+        }
+        (Statistics::Int64(s), _) => Some((json!(s.min_opt()?), json!(s.max_opt()?))),
+        (Statistics::Double(s), _) if s.min_opt()?.is_finite() && s.max_opt()?.is_finite() => {
+            Some((json!(s.min_opt()?), json!(s.max_opt()?)))
+        }
+        (Statistics::ByteArray(s), DataType::Utf8) => {
+            let (lo, hi) = (std::str::from_utf8(s.min_opt()?.data()).ok()?, std::str::from_utf8(s.max_opt()?.data()).ok()?);
+            (lo.len() <= MAX_STAT_TEXT && hi.len() <= MAX_STAT_TEXT).then(|| (json!(lo), json!(hi)))
+        }
+        _ => None,
+    }
+}
+
+fn least(a: Value, b: Value) -> Value {
+    if compare(&b, &a).is_lt() { b } else { a }
+}
+
+fn greatest(a: Value, b: Value) -> Value {
+    if compare(&b, &a).is_gt() { b } else { a }
+}
+
+fn compare(a: &Value, b: &Value) -> std::cmp::Ordering {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x.as_f64().partial_cmp(&y.as_f64()).unwrap_or(std::cmp::Ordering::Equal),
+        (Value::String(x), Value::String(y)) => x.cmp(y),
+        _ => std::cmp::Ordering::Equal,
+    }
+}

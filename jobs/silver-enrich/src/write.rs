@@ -1,0 +1,64 @@
+//! Writes a plan: new files for every table, then one commit per table, in
+//! an order that makes a crash at any point safe to rerun. The change log
+//! goes first (gold never misses an old version), then the duplicates, the
+//! segments, the sessions (what a rerun closes its regions over), and
+//! `silver/events` last: until it commits, a rerun makes the same plan.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use streamreel_lake::arrow::array::{AsArray, BooleanArray, RecordBatch};
+use streamreel_lake::arrow::datatypes::{Int64Type, TimestampMicrosecondType};
+use streamreel_lake::rows::encode;
+use streamreel_lake::shard::key_hash;
+use streamreel_lake::table::{CommitMeta, ReadSet, RowFilter};
+use streamreel_tables::silver::{CHANGES, DUPLICATES, SEGMENTS, SESSIONS};
+
+use crate::error::SilverError;
+use crate::plan::{Plan, Regions, Tables};
+
+pub async fn apply(tables: &mut Tables, plan: Plan, meta: &CommitMeta) -> Result<(), SilverError> {
+    let changes = tables.changes.append(&[encode(&CHANGES.schema, &plan.changes)?]).await?;
+    tables.changes.commit(changes, meta).await?;
+
+    let mut duplicates = tables.duplicates.append(&[encode(&DUPLICATES.schema, &plan.duplicates)?]).await?;
+    duplicates.reads = ReadSet::Partitions(plan.duplicates_read);
+    tables.duplicates.commit(duplicates, meta).await?;
+
+    let regions = region_filter(plan.regions);
+    let segments = tables.segments.replace_rows(plan.segment_scope, regions.clone(), &[encode(&SEGMENTS.schema, &plan.segments)?], plan.sessions_read.clone()).await?;
+    tables.segments.commit(segments, meta).await?;
+    let sessions = tables.sessions.replace_rows(plan.session_scope, regions, &[encode(&SESSIONS.schema, &plan.sessions)?], plan.sessions_read).await?;
+    tables.sessions.commit(sessions, meta).await?;
+
+    let displaced = Arc::new(plan.displaced);
+    let filter = RowFilter::new(&["event_key", "source_object", "line_number"], move |batch: &RecordBatch| {
+        let key = batch.column_by_name("event_key").expect("event_key").as_primitive::<Int64Type>();
+        let object = batch.column_by_name("source_object").expect("source_object").as_string::<i32>();
+        let line = batch.column_by_name("line_number").expect("line_number").as_primitive::<Int64Type>();
+        (0..batch.num_rows()).map(|i| Some(displaced.contains(&(key.value(i), object.value(i).to_string(), line.value(i))))).collect()
+    });
+    let events = tables.events.replace_rows(plan.displaced_files, filter, &plan.new_events, plan.events_read).await?;
+    tables.events.commit(events, meta).await?;
+    Ok(())
+}
+
+/// Selects the stored rows of each identity that start inside its region.
+fn region_filter(regions: Regions) -> RowFilter {
+    let mut by_hash: HashMap<i64, Vec<(String, String, Vec<(i64, i64)>)>> = HashMap::new();
+    for ((customer, key), region) in regions {
+        by_hash.entry(key_hash(&[&customer, &key])).or_default().push((customer, key, region));
+    }
+    RowFilter::new(&["customer_id", "session_key", "session_start"], move |batch: &RecordBatch| {
+        let customer = batch.column_by_name("customer_id").expect("customer_id").as_string::<i32>();
+        let key = batch.column_by_name("session_key").expect("session_key").as_string::<i32>();
+        let start = batch.column_by_name("session_start").expect("session_start").as_primitive::<TimestampMicrosecondType>();
+        let matches = (0..batch.num_rows()).map(|i| {
+            let (c, k, t) = (customer.value(i), key.value(i), start.value(i));
+            Some(by_hash.get(&key_hash(&[c, k])).is_some_and(|identities| {
+                identities.iter().any(|(ic, ik, region)| ic == c && ik == k && region.iter().any(|&(a, b)| a <= t && t <= b))
+            }))
+        });
+        matches.collect::<BooleanArray>()
+    })
+}

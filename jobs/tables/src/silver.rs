@@ -1,0 +1,353 @@
+//! The silver tables: clean deduplicated events, the copies that lost
+//! deduplication, watched segments, per-session facts, and the change log
+//! that tells gold which sessions a run rewrote. All but the change log are
+//! partitioned by date and by the customer's bucket: every row of a viewer
+//! lives in that viewer's bucket.
+
+use std::sync::{Arc, LazyLock};
+
+use serde::{Deserialize, Serialize};
+use streamreel_lake::TableSpec;
+use streamreel_lake::arrow::datatypes::{DataType, Schema};
+use streamreel_lake::table::{PartitionKey, date_value, parse_date_value};
+
+use crate::fields::{boolean, date, float, int, int32, list, text, timestamp};
+
+pub const EVENT_DATE: &str = "event_date";
+pub const CUSTOMER_BUCKET: &str = "customer_bucket";
+
+/// The partition of a silver row: (event_date, customer_bucket).
+pub fn partition(day: i32, bucket: u32) -> PartitionKey {
+    vec![Some(date_value(day)), Some(bucket.to_string())]
+}
+
+/// The (day, bucket) of a silver partition key.
+pub fn day_and_bucket(key: &PartitionKey) -> Option<(i32, u32)> {
+    Some((parse_date_value(key.first()?.as_deref()?)?, key.get(1)?.as_deref()?.parse().ok()?))
+}
+
+pub static EVENTS: LazyLock<TableSpec> = LazyLock::new(|| TableSpec {
+    path: "silver/events",
+    schema: Arc::new(Schema::new(vec![
+        text("event_id", false),
+        text("customer_id", false),
+        text("title_id", false),
+        text("session_id", true),
+        // session_id, or customer_id|device_id when the player sent none; a
+        // session is (customer_id, session_key).
+        text("session_key", false),
+        // Canonical name; other types lower-cased as sent.
+        text("event_type", false),
+        text("event_type_raw", false),
+        timestamp("event_timestamp", false),
+        float("position_seconds", true),
+        float("watch_duration_seconds", true),
+        float("completion_percentage", true),
+        float("bandwidth_mbps", true),
+        int("buffering_events", true),
+        float("buffering_duration_seconds", true),
+        int("error_count", true),
+        text("device_type", true),
+        text("device_id", true),
+        text("device_os", true),
+        text("app_version", true),
+        text("quality", true),
+        // Keyed hash of the address, the key's fingerprint, and the address's
+        // /24 (IPv4) or /48 (IPv6) network.
+        text("ip_hash", true),
+        text("ip_hash_key_id", true),
+        text("ip_network", true),
+        text("country", true),
+        text("state", true),
+        text("city", true),
+        text("isp", true),
+        text("connection_type", true),
+        text("title", true),
+        text("genre", true),
+        text("creator", true),
+        float("duration_seconds", true),
+        // The metadata CSV's other columns, as a JSON object.
+        text("metadata_extra", true),
+        list("quality_flags", DataType::Utf8),
+        list("invalid_fields", DataType::Utf8),
+        text("source_object", false),
+        int("line_number", false),
+        // Hashes of (customer_id, event_id) and (customer_id, session_key):
+        // compact keys for the lookups of later runs.
+        int("event_key", false),
+        int("session_hash", false),
+        date(EVENT_DATE),
+        int32(CUSTOMER_BUCKET),
+    ])),
+    partition_columns: &[EVENT_DATE, CUSTOMER_BUCKET],
+    stats_columns: &["event_timestamp", "title_id", "event_type"],
+    plain_columns: &["event_id", "session_key", "session_id", "ip_hash", "device_id", "metadata_extra", "event_key", "session_hash"],
+    sort_columns: &["event_timestamp"],
+    file_hours: None,
+    row_group_rows: 16 * 1024,
+    bucketed: true,
+    private: false,
+});
+
+/// Copies that lost deduplication (and winners later displaced by an
+/// earlier copy): what later runs chain new copies to.
+pub static DUPLICATES: LazyLock<TableSpec> = LazyLock::new(|| TableSpec {
+    path: "silver/duplicates",
+    schema: Arc::new(Schema::new(vec![
+        text("customer_id", false),
+        text("event_id", false),
+        int("event_key", false),
+        timestamp("event_timestamp", false),
+        text("source_object", false),
+        int("line_number", false),
+        date(EVENT_DATE),
+        int32(CUSTOMER_BUCKET),
+    ])),
+    partition_columns: &[EVENT_DATE, CUSTOMER_BUCKET],
+    stats_columns: &["event_timestamp"],
+    plain_columns: &["event_id", "event_key"],
+    sort_columns: &["event_timestamp"],
+    file_hours: None,
+    row_group_rows: 64 * 1024,
+    bucketed: true,
+    private: false,
+});
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DuplicateRow {
+    pub customer_id: String,
+    pub event_id: String,
+    pub event_key: i64,
+    pub event_timestamp: i64,
+    pub source_object: String,
+    pub line_number: i64,
+    pub event_date: i32,
+    pub customer_bucket: i32,
+}
+
+pub static SEGMENTS: LazyLock<TableSpec> = LazyLock::new(|| TableSpec {
+    path: "silver/watch_segments",
+    schema: Arc::new(Schema::new(vec![
+        text("customer_id", false),
+        text("title_id", false),
+        text("session_key", false),
+        timestamp("session_start", false),
+        int("segment_index", false),
+        float("start_position", false),
+        float("end_position", false),
+        float("watched_seconds", false),
+        timestamp("wall_start", false),
+        timestamp("wall_end", false),
+        text("end_event_type", false),
+        boolean("ends_in_skip"),
+        float("duration_seconds", true),
+        text("device_type", true),
+        text("country", true),
+        text("isp", true),
+        text("quality", true),
+        // The day the session started.
+        date(EVENT_DATE),
+        int32(CUSTOMER_BUCKET),
+    ])),
+    partition_columns: &[EVENT_DATE, CUSTOMER_BUCKET],
+    stats_columns: &["session_start", "wall_start", "title_id"],
+    plain_columns: &["session_key"],
+    sort_columns: &["session_start", "customer_id", "session_key", "segment_index"],
+    file_hours: Some("session_start"),
+    row_group_rows: 32 * 1024,
+    bucketed: true,
+    private: false,
+});
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SegmentRow {
+    pub customer_id: String,
+    pub title_id: String,
+    pub session_key: String,
+    pub session_start: i64,
+    pub segment_index: i64,
+    pub start_position: f64,
+    pub end_position: f64,
+    pub watched_seconds: f64,
+    pub wall_start: i64,
+    pub wall_end: i64,
+    pub end_event_type: String,
+    pub ends_in_skip: bool,
+    pub duration_seconds: Option<f64>,
+    pub device_type: Option<String>,
+    pub country: Option<String>,
+    pub isp: Option<String>,
+    pub quality: Option<String>,
+    pub event_date: i32,
+    pub customer_bucket: i32,
+}
+
+/// One row per (session, title): what gold counts per viewer and video, and
+/// the session's quality-of-service totals.
+pub static SESSIONS: LazyLock<TableSpec> = LazyLock::new(|| TableSpec {
+    path: "silver/watch_sessions",
+    schema: Arc::new(Schema::new(vec![
+        text("customer_id", false),
+        text("title_id", false),
+        text("session_key", false),
+        timestamp("session_start", false),
+        timestamp("session_end", false),
+        timestamp("first_playback_at", false),
+        timestamp("last_playback_at", false),
+        int("playback_events", false),
+        int("pause_count", false),
+        int("seek_count", false),
+        int("forward_skips", false),
+        int("backward_skips", false),
+        boolean("complete_event"),
+        boolean("completed"),
+        float("watched_seconds", false),
+        float("max_position_seconds", false),
+        float("duration_seconds", true),
+        list("quality_flags", DataType::Utf8),
+        text("device_type", true),
+        text("country", true),
+        text("isp", true),
+        text("quality", true),
+        // The whole session's (all titles') last running totals.
+        int("session_buffering_events", true),
+        float("session_buffering_seconds", true),
+        int("session_error_count", true),
+        float("session_avg_bandwidth_mbps", true),
+        float("session_watched_seconds", false),
+        // The union of this video's watched segments, flattened as
+        // [start, end, start, end, …] positions in seconds.
+        list("watched_intervals", DataType::Float64),
+        // When the video was playing, flattened [start, end, …] wall-clock
+        // microseconds since the epoch (UTC).
+        list("playing_intervals", DataType::Int64),
+        // The day the session started.
+        date(EVENT_DATE),
+        int32(CUSTOMER_BUCKET),
+    ])),
+    partition_columns: &[EVENT_DATE, CUSTOMER_BUCKET],
+    stats_columns: &["session_start", "title_id"],
+    plain_columns: &["session_key"],
+    sort_columns: &["session_start", "customer_id", "session_key", "title_id"],
+    file_hours: Some("session_start"),
+    row_group_rows: 32 * 1024,
+    bucketed: true,
+    private: false,
+});
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionRow {
+    pub customer_id: String,
+    pub title_id: String,
+    pub session_key: String,
+    pub session_start: i64,
+    pub session_end: i64,
+    pub first_playback_at: i64,
+    pub last_playback_at: i64,
+    pub playback_events: i64,
+    pub pause_count: i64,
+    pub seek_count: i64,
+    pub forward_skips: i64,
+    pub backward_skips: i64,
+    pub complete_event: bool,
+    pub completed: bool,
+    pub watched_seconds: f64,
+    pub max_position_seconds: f64,
+    pub duration_seconds: Option<f64>,
+    pub quality_flags: Vec<String>,
+    pub device_type: Option<String>,
+    pub country: Option<String>,
+    pub isp: Option<String>,
+    pub quality: Option<String>,
+    pub session_buffering_events: Option<i64>,
+    pub session_buffering_seconds: Option<f64>,
+    pub session_error_count: Option<i64>,
+    pub session_avg_bandwidth_mbps: Option<f64>,
+    pub session_watched_seconds: f64,
+    pub watched_intervals: Vec<f64>,
+    pub playing_intervals: Vec<i64>,
+    pub event_date: i32,
+    pub customer_bucket: i32,
+}
+
+/// The sessions a silver run rewrote, old and new versions, appended by
+/// every run under its window: gold recomputes exactly the keys these rows
+/// name. Internal to the pipeline; rows may repeat across reruns.
+pub static CHANGES: LazyLock<TableSpec> = LazyLock::new(|| TableSpec {
+    path: "silver/changes",
+    schema: Arc::new(Schema::new(vec![
+        text("customer_id", false),
+        text("title_id", false),
+        text("session_key", false),
+        timestamp("session_start", false),
+        timestamp("session_end", false),
+        int32(CUSTOMER_BUCKET),
+        text("window_start", false),
+        text("window_end", false),
+    ])),
+    partition_columns: &["window_start", "window_end"],
+    stats_columns: &["customer_bucket", "session_start"],
+    plain_columns: &["session_key"],
+    sort_columns: &["customer_bucket", "customer_id", "title_id", "session_start"],
+    file_hours: None,
+    row_group_rows: 64 * 1024,
+    bucketed: false,
+    private: false,
+});
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ChangeRow {
+    pub customer_id: String,
+    pub title_id: String,
+    pub session_key: String,
+    pub session_start: i64,
+    pub session_end: i64,
+    pub customer_bucket: i32,
+    pub window_start: String,
+    pub window_end: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn row_types_round_trip_through_their_schemas() {
+        let session = SessionRow {
+            customer_id: "c".into(),
+            title_id: "t".into(),
+            session_key: "s".into(),
+            session_start: 10,
+            session_end: 20,
+            first_playback_at: 10,
+            last_playback_at: 20,
+            playback_events: 2,
+            pause_count: 1,
+            seek_count: 0,
+            forward_skips: 0,
+            backward_skips: 0,
+            complete_event: false,
+            completed: false,
+            watched_seconds: 5.0,
+            max_position_seconds: 5.0,
+            duration_seconds: None,
+            quality_flags: vec!["missing_metadata".into()],
+            device_type: Some("tv".into()),
+            country: None,
+            isp: None,
+            quality: None,
+            session_buffering_events: None,
+            session_buffering_seconds: Some(1.5),
+            session_error_count: None,
+            session_avg_bandwidth_mbps: None,
+            session_watched_seconds: 5.0,
+            watched_intervals: vec![0.0, 5.0],
+            playing_intervals: vec![10, 20],
+            event_date: 20_311,
+            customer_bucket: 3,
+        };
+        let batch = streamreel_lake::rows::encode(&SESSIONS.schema, std::slice::from_ref(&session)).unwrap();
+        assert_eq!(streamreel_lake::rows::decode::<SessionRow>(&batch).unwrap(), vec![session]);
+        assert_eq!(day_and_bucket(&partition(20_311, 3)), Some((20_311, 3)));
+    }
+}
