@@ -38,7 +38,7 @@ impl Window {
     }
 
     /// The hours of the window, in order.
-    pub fn hours(&self) -> impl Iterator<Item = DateTime<Utc>> + '_ {
+    pub fn hours(&self) -> impl DoubleEndedIterator<Item = DateTime<Utc>> + '_ {
         let count = (self.end - self.start).num_hours();
         (0..count).map(move |i| self.start + Duration::hours(i))
     }

@@ -33,6 +33,34 @@ pub struct SimulationSpec {
     pub very_late_ratio: f64,
     pub duplicate_ratio: f64,
     pub bad_line_ratio: f64,
+    /// What a hostile producer and a flaky network add (none by default).
+    pub faults: Faults,
+}
+
+/// Deliveries that test the contract's edges, each drawn from its own
+/// seeded generator (so a spec without faults gives the same bytes as ever).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Faults {
+    /// Share of events sent again later with other content and a timestamp
+    /// days away (some within the deduplication horizon, some beyond).
+    pub conflicting_copies: f64,
+    /// Share of events whose id comes from a small pool every viewer uses.
+    pub reused_ids: f64,
+    /// Share of sessions whose client sends `undefined` or `null` as id.
+    pub shared_session_ids: f64,
+    /// Share of events with an optional field that cannot hold its value.
+    pub bad_optional_fields: f64,
+    /// Objects with any name (no extension, `.txt`), plain text or several
+    /// gzip members, a byte-order mark, damaged gzip, and hidden objects
+    /// (`_SUCCESS`, `….tmp`) that must not be read.
+    pub odd_objects: bool,
+}
+
+impl Faults {
+    /// Every fault the simulator knows.
+    pub fn hostile() -> Faults {
+        Faults { conflicting_copies: 0.03, reused_ids: 0.03, shared_session_ids: 0.08, bad_optional_fields: 0.03, odd_objects: true }
+    }
 }
 
 impl Default for SimulationSpec {
@@ -46,6 +74,7 @@ impl Default for SimulationSpec {
             very_late_ratio: 0.002,
             duplicate_ratio: 0.01,
             bad_line_ratio: 0.001,
+            faults: Faults::default(),
         }
     }
 }
@@ -149,21 +178,50 @@ pub async fn simulate(spec: &SimulationSpec, titles: &[Title], landing: &Locatio
     Ok(report)
 }
 
+/// An object being written: gzip as it goes, or (with odd objects) plain
+/// lines, encoded at the end.
+enum Sink {
+    Gzip(GzEncoder<Vec<u8>>),
+    Plain(Vec<u8>),
+}
+
+impl Sink {
+    fn write(&mut self, line: &str) {
+        match self {
+            Sink::Gzip(encoder) => encoder.write_all(line.as_bytes()).expect("writing to memory"),
+            Sink::Plain(bytes) => bytes.extend_from_slice(line.as_bytes()),
+        }
+    }
+}
+
 fn generate_hour(spec: &SimulationSpec, population: &Population, hour: u32, budget: u64) -> (Vec<Object>, SimulationReport) {
     let mut rng = Pcg64Mcg::seed_from_u64(spec.seed ^ ((hour as u64 + 1) * 0x9E37_79B9_7F4A_7C15));
+    let mut faults_rng = Pcg64Mcg::seed_from_u64(spec.seed ^ ((hour as u64 + 1) * 0xD1B5_4A32_D192_ED03));
+    let faults = &spec.faults;
     let hour_start = spec.date.and_hms_opt(hour, 0, 0).expect("valid hour").and_utc();
-    let mut objects: BTreeMap<(DateTime<Utc>, String), GzEncoder<Vec<u8>>> = BTreeMap::new();
+    let mut objects: BTreeMap<(DateTime<Utc>, String), Sink> = BTreeMap::new();
+    let new_sink = || if faults.odd_objects { Sink::Plain(Vec::new()) } else { Sink::Gzip(GzEncoder::new(Vec::new(), Compression::fast())) };
     let mut report = SimulationReport::default();
     let mut line = String::with_capacity(1024);
     let mut session_index = 0u64;
+    let chance = |rng: &mut Pcg64Mcg, p: f64| p > 0.0 && rng.random_bool(p);
     while report.events < budget {
         let plan = SessionPlan::draw(&mut rng, population, hour_start, hour, session_index);
         session_index += 1;
         report.sessions += 1;
         let shard = (session_index % spec.shards.max(1) as u64) as u32;
-        for event in plan.events(&mut rng, population) {
+        let shared_session = chance(&mut faults_rng, faults.shared_session_ids).then(|| if faults_rng.random_bool(0.5) { "undefined" } else { "null" });
+        for mut event in plan.events(&mut rng, population) {
+            if let Some(id) = shared_session {
+                event.session_id = Some(id.to_string());
+            }
+            if chance(&mut faults_rng, faults.reused_ids) {
+                event.event_id = format!("E{}", faults_rng.random_range(0..40));
+            }
+            let bad_optional = chance(&mut faults_rng, faults.bad_optional_fields).then(|| faults_rng.random_range(0..5u8));
             report.events += 1;
             let copies = if rng.random_bool(spec.duplicate_ratio) { 2 } else { 1 };
+            let mut landed_hour = hour_start;
             for copy in 0..copies {
                 line.clear();
                 let bad = copy == 0 && rng.random_bool(spec.bad_line_ratio);
@@ -172,33 +230,94 @@ fn generate_hour(spec: &SimulationSpec, population: &Population, hour: u32, budg
                     report.bad_lines += 1;
                     report.events -= 1;
                 } else {
-                    write::event_line(&event, &mut line);
+                    write::event_line(&event, bad_optional, &mut line);
                 }
                 if copy == 1 {
                     report.duplicates += 1;
                 }
                 let delay_seconds = landing_delay(&mut rng, spec, copy == 1);
                 let landed = event.time + chrono::Duration::seconds(delay_seconds);
-                let landed_hour = landed.date_naive().and_hms_opt(chrono::Timelike::hour(&landed), 0, 0).expect("hour").and_utc();
+                landed_hour = hour_of(landed);
                 let name = if landed_hour == hour_start {
                     format!("events-{hour:02}-{shard}.json.gz")
                 } else {
                     format!("late-from-{}-{hour:02}.json.gz", spec.date.format("%Y%m%d"))
                 };
-                let encoder = objects.entry((landed_hour, name)).or_insert_with(|| GzEncoder::new(Vec::new(), Compression::fast()));
-                encoder.write_all(line.as_bytes()).expect("writing to memory");
+                objects.entry((landed_hour, name)).or_insert_with(new_sink).write(&line);
                 report.lines += 1;
                 if bad {
                     break;
                 }
             }
+            if chance(&mut faults_rng, faults.conflicting_copies) {
+                // The same id re-sent hours later with another position and a
+                // clock days off: within the horizon or beyond it.
+                let days = *[-9i64, -8, -6, -3, -1, 1].get(faults_rng.random_range(0..6)).expect("in range");
+                let mut copy = event;
+                copy.time += chrono::Duration::days(days) + chrono::Duration::seconds(faults_rng.random_range(-600..600));
+                copy.position += 17.0;
+                line.clear();
+                write::event_line(&copy, None, &mut line);
+                let landed = hour_of(landed_hour.max(hour_start) + chrono::Duration::hours(faults_rng.random_range(1..4)));
+                objects.entry((landed, format!("resent-{hour:02}.json"))).or_insert_with(new_sink).write(&line);
+                report.duplicates += 1;
+                report.lines += 1;
+            }
         }
     }
-    let objects = objects
-        .into_iter()
-        .map(|((hour, name), encoder)| Object { hour, name, bytes: encoder.finish().expect("finishing in memory") })
-        .collect();
-    (objects, report)
+    let mut finished = Vec::new();
+    for (index, ((hour, name), sink)) in objects.into_iter().enumerate() {
+        match sink {
+            Sink::Gzip(encoder) => finished.push(Object { hour, name, bytes: encoder.finish().expect("finishing in memory") }),
+            Sink::Plain(lines) => finished.extend(odd_objects(&mut faults_rng, hour, &name, index, lines)),
+        }
+    }
+    (finished, report)
+}
+
+fn hour_of(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.date_naive().and_hms_opt(chrono::Timelike::hour(&t), 0, 0).expect("hour").and_utc()
+}
+
+/// One object's lines as a hostile producer might deliver them: any name,
+/// plain or gzip (one member or two), a byte-order mark, a damaged tail, and
+/// sometimes hidden objects beside it that must not be read.
+fn odd_objects(rng: &mut Pcg64Mcg, hour: DateTime<Utc>, name: &str, index: usize, mut lines: Vec<u8>) -> Vec<Object> {
+    let gzip = |bytes: &[u8]| {
+        let mut encoder = GzEncoder::new(Vec::new(), Compression::fast());
+        encoder.write_all(bytes).expect("writing to memory");
+        encoder.finish().expect("finishing in memory")
+    };
+    let name = match rng.random_range(0..10) {
+        0..=2 => format!("part-{index:04}"),
+        3 | 4 => format!("{}.txt", name.trim_end_matches(".gz")),
+        _ => name.to_string(),
+    };
+    if rng.random_bool(0.1) {
+        lines.splice(0..0, *b"\xEF\xBB\xBF");
+    }
+    let mut bytes = match rng.random_range(0..20) {
+        0..=4 => lines.clone(),
+        5..=7 => {
+            // Two gzip members, split at a line boundary.
+            let middle = lines[..lines.len() / 2].iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+            let mut two = gzip(&lines[..middle]);
+            two.extend(gzip(&lines[middle..]));
+            two
+        }
+        _ => gzip(&lines),
+    };
+    if bytes.starts_with(&[0x1f, 0x8b]) && rng.random_bool(0.05) {
+        // A truncated upload: the complete lines before the damage count.
+        bytes.truncate(bytes.len() * 4 / 5);
+    }
+    let mut out = vec![Object { hour, name: name.clone(), bytes }];
+    if rng.random_bool(0.1) {
+        let first_line: Vec<u8> = lines.iter().take_while(|b| **b != b'\n').chain(b"\n").copied().collect();
+        out.push(Object { hour, name: format!("_SUCCESS-{index}"), bytes: first_line.clone() });
+        out.push(Object { hour, name: format!("{name}.tmp"), bytes: first_line });
+    }
+    out
 }
 
 /// Seconds between the event and its landing: most within two minutes, some

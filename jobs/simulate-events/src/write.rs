@@ -7,7 +7,9 @@ use rand_pcg::Pcg64Mcg;
 
 use crate::session::SimEvent;
 
-pub fn event_line(e: &SimEvent<'_>, out: &mut String) {
+/// The event as one JSON line; `bad_optional` (0 to 4) gives one optional
+/// field a value it cannot hold.
+pub fn event_line(e: &SimEvent<'_>, bad_optional: Option<u8>, out: &mut String) {
     let (title_id, duration) = match e.title {
         Some(t) => (t.id.as_str(), t.duration),
         None => ("TITLE_UNKNOWN", 0.0),
@@ -37,12 +39,33 @@ pub fn event_line(e: &SimEvent<'_>, out: &mut String) {
         "\"buffering_events\":{},\"buffering_duration_seconds\":{},\"error_count\":{},\"ip_address\":\"{}\",\"country\":\"{}\",\"state\":\"{}\",\"city\":\"{}\",\"isp\":\"{}\",\"connection_type\":\"{}\"}}",
         e.buffering_events, e.buffering_seconds, e.errors, c.ip, c.country, c.state, c.city, c.isp, c.connection
     );
+    let (key, value) = match bad_optional {
+        None => return,
+        Some(0) => ("bandwidth_mbps", "\"N/A\""),
+        Some(1) => ("completion_percentage", "140"),
+        Some(2) => ("watch_duration_seconds", "-5"),
+        Some(3) => ("error_count", "1.5"),
+        Some(_) => ("device_type", "{\"kind\":\"tv\"}"),
+    };
+    replace_value(out, key, value);
+}
+
+/// Replaces the value of `key` in a flat JSON object line.
+fn replace_value(line: &mut String, key: &str, value: &str) {
+    let Some(at) = line.find(&format!("\"{key}\":")) else { return };
+    let start = at + key.len() + 3;
+    let end = if line[start..].starts_with('"') {
+        start + 1 + line[start + 1..].find('"').map_or(0, |i| i + 1)
+    } else {
+        start + line[start..].find([',', '}']).unwrap_or(0)
+    };
+    line.replace_range(start..end, value);
 }
 
 /// A line bronze must reject, in one of the ways events.md lists.
 pub fn bad_line(rng: &mut Pcg64Mcg, e: &SimEvent<'_>, out: &mut String) {
     let mut good = String::new();
-    event_line(e, &mut good);
+    event_line(e, None, &mut good);
     let good = good.trim_end();
     // A bad position rejects only a playback event's line; elsewhere the
     // field would just be emptied and flagged.

@@ -12,9 +12,10 @@ use deltalake::kernel::transaction::{CommitBuilder, CommitProperties, Transactio
 use deltalake::kernel::{Action, Add};
 use deltalake::logstore::CommitOrBytes;
 use deltalake::protocol::{DeltaOperation, SaveMode};
-use serde::Deserialize;
+
 use tracing::{debug, info};
 
+use super::log::{Actions, data_file_of, parse_commit};
 use super::{DataFile, PartitionKey, Table};
 use crate::error::{LakeError, Result};
 use crate::location::Location;
@@ -25,7 +26,7 @@ use crate::window::Window;
 /// often before giving up.
 const MAX_RACES: usize = 200;
 /// A checkpoint every this many versions keeps opening a table cheap.
-const CHECKPOINT_INTERVAL: u64 = 100;
+const CHECKPOINT_INTERVAL: u64 = 10;
 /// Test hook for the crash tests: `before:<table path>` or
 /// `after:<table path>` kills the process at that commit.
 pub const KILL_AT_ENV: &str = "STREAMREEL_TEST_KILL_AT";
@@ -105,10 +106,11 @@ impl Table {
     /// removes. Returns the version, or `None` for an empty change.
     pub async fn commit(&mut self, change: Change, meta: &CommitMeta) -> Result<Option<u64>> {
         let started = Instant::now();
-        let log_store = self.delta().log_store();
+        let log_store = self.delta.log_store();
         let table = self.location().to_string();
-        let mut checked = self.delta().version().unwrap_or(0);
+        let mut checked = self.snapshot.version;
         let removed: HashSet<&str> = change.removes.iter().map(|f| f.path.as_str()).collect();
+        let mut concurrent: Vec<(u64, Actions)> = Vec::new();
         if change.is_empty() {
             // Nothing to write, but the plan still decided that from what it read.
             let latest = log_store.get_latest_version(checked).await.map_err(|e| self.error(e))?;
@@ -130,24 +132,22 @@ impl Table {
                 predicate: None,
             }
         };
+        let prepared = CommitBuilder::from(CommitProperties::default())
+            .with_actions(actions)
+            .with_app_metadata(meta.app_metadata())
+            .build(None, log_store.clone(), operation)
+            .into_prepared_commit_future()
+            .await
+            .map_err(|e| self.error(e))?;
+        let bytes: CommitOrBytes = prepared.commit_or_bytes().clone();
         let mut version = None;
         for race in 0..MAX_RACES {
             let latest = log_store.get_latest_version(checked).await.map_err(|e| self.error(e))?;
             if latest > checked {
-                self.check_versions(checked + 1..=latest, &change, &removed, meta).await?;
-                self.delta_mut().update_incremental(Some(latest)).await.map_err(|e| self.error(e))?;
+                concurrent.extend(self.check_versions(checked + 1..=latest, &change, &removed, meta).await?);
                 checked = latest;
             }
-            let snapshot = self.delta().snapshot().map_err(|e| self.error(e))?;
-            let prepared = CommitBuilder::from(CommitProperties::default())
-                .with_actions(actions.clone())
-                .with_app_metadata(meta.app_metadata())
-                .build(Some(snapshot), log_store.clone(), operation.clone())
-                .into_prepared_commit_future()
-                .await
-                .map_err(|e| self.error(e))?;
-            let bytes: CommitOrBytes = prepared.commit_or_bytes().clone();
-            match log_store.write_commit_entry(checked + 1, bytes, uuid::Uuid::new_v4()).await {
+            match log_store.write_commit_entry(checked + 1, bytes.clone(), uuid::Uuid::new_v4()).await {
                 Ok(()) => {
                     version = Some(checked + 1);
                     break;
@@ -160,151 +160,82 @@ impl Table {
             }
         }
         let Some(version) = version else {
-            return Err(LakeError::Conflict {
-                table,
-                detail: format!("{}gave up after {MAX_RACES} commit races with other writers", meta.window_text()),
-            });
+            return Err(LakeError::Conflict { table, detail: format!("{}gave up after {MAX_RACES} commit races with other writers", meta.window_text()) });
         };
         kill_point("after", self.spec().path);
-        self.delta_mut().update_incremental(Some(version)).await.map_err(|e| self.error(e))?;
-        self.reload_files()?;
+        for (v, actions) in &concurrent {
+            self.snapshot.apply(*v, actions);
+        }
+        let ours = Actions {
+            adds: change.adds.iter().map(|a| data_file_of(a, self.spec().partition_columns)).collect(),
+            removes: change.removes.iter().map(|f| (f.path.clone(), f.partition.clone())).collect(),
+            ..Default::default()
+        };
+        self.snapshot.apply(version, &ours);
+        self.list_files();
         if version % CHECKPOINT_INTERVAL == 0 {
-            deltalake::checkpoints::create_checkpoint(self.delta(), None).await.map_err(|e| self.error(format!("checkpoint: {e}")))?;
+            self.checkpoint(version).await?;
         }
         info!(table = %table, version, added = change.adds.len(), removed = change.removes.len(), seconds = started.elapsed().as_secs_f64(), "committed");
         Ok(Some(version))
     }
 
-    /// Fails with [`LakeError::Conflict`] when one of `versions` touched what
-    /// `change` read or removes.
+    /// Writes a checkpoint of `version`, so that opening the table reads at
+    /// most a few commits.
+    async fn checkpoint(&self, version: u64) -> Result<()> {
+        let mut at = super::builder(self.location())?.build().map_err(|e| self.error(e))?;
+        at.load_version(version).await.map_err(|e| self.error(e))?;
+        deltalake::checkpoints::create_checkpoint(&at, None).await.map_err(|e| self.error(format!("checkpoint of version {version}: {e}")))
+    }
+
+    /// The commits of `versions` (by other writers), or [`LakeError::Conflict`]
+    /// when one of them touched what `change` read or removes.
     async fn check_versions(
         &self,
         versions: std::ops::RangeInclusive<u64>,
         change: &Change,
         removed: &HashSet<&str>,
         meta: &CommitMeta,
-    ) -> Result<()> {
-        let log_store = self.delta().log_store();
+    ) -> Result<Vec<(u64, Actions)>> {
+        let log_store = self.delta.log_store();
+        let mut seen = Vec::new();
         for version in versions {
             let Some(bytes) = log_store.read_commit_entry(version).await.map_err(|e| self.error(e))? else { continue };
-            let commit = WinningCommit::parse(&bytes, self.spec().partition_columns).map_err(|e| self.error(format!("version {version}: {e}")))?;
-            let touched = if commit.metadata_changed {
+            let actions = parse_commit(&bytes, self.spec().partition_columns).map_err(|e| self.error(format!("version {version}: {e}")))?;
+            let touched = if actions.configuration.is_some() || actions.protocol_changed {
                 Some("changed the table's metadata".to_string())
-            } else if let Some(path) = commit.removed.iter().find(|p| removed.contains(p.as_str())) {
+            } else if let Some((path, _)) = actions.removes.iter().find(|(p, _)| removed.contains(p.as_str())) {
                 Some(format!("removed {path}, which this run replaces"))
             } else {
-                commit.partitions.iter().find(|key| change.reads.covers(key)).map(|key| format!("changed partition {}, which this run read", self.describe(key)))
+                let mut partitions = actions.adds.iter().map(|a| &a.partition).chain(actions.removes.iter().map(|(_, key)| key));
+                partitions.find(|key| change.reads.covers(key)).map(|key| format!("changed partition {}, which this run read", self.describe(key)))
             };
             if let Some(what) = touched {
                 return Err(LakeError::Conflict {
                     table: self.location().to_string(),
-                    detail: format!("{}a concurrent commit (version {version}, {}) {what}", meta.window_text(), commit.describe()),
+                    detail: format!("{}a concurrent commit (version {version}, {}) {what}", meta.window_text(), describe_commit(&actions.commit_info)),
                 });
             }
+            seen.push((version, actions));
         }
-        Ok(())
+        Ok(seen)
     }
 
     fn describe(&self, key: &PartitionKey) -> String {
         self.spec().partition_columns.iter().zip(key).map(|(c, v)| format!("{c}={}", v.as_deref().unwrap_or("null"))).collect::<Vec<_>>().join("/")
     }
-
-    fn delta_mut(&mut self) -> &mut deltalake::DeltaTable {
-        &mut self.delta
-    }
-
-    fn reload_files(&mut self) -> Result<()> {
-        self.files = self.list_files()?;
-        Ok(())
-    }
 }
 
-/// What a commit of another writer did, as far as conflicts go.
-struct WinningCommit {
-    partitions: Vec<PartitionKey>,
-    removed: Vec<String>,
-    metadata_changed: bool,
-    info: serde_json::Map<String, serde_json::Value>,
-}
-
-#[derive(Deserialize)]
-struct LogLine {
-    #[serde(default)]
-    add: Option<FileAction>,
-    #[serde(default)]
-    remove: Option<FileAction>,
-    #[serde(default, rename = "metaData")]
-    metadata: Option<serde_json::Value>,
-    #[serde(default)]
-    protocol: Option<serde_json::Value>,
-    #[serde(default, rename = "commitInfo")]
-    commit_info: Option<serde_json::Map<String, serde_json::Value>>,
-}
-
-#[derive(Deserialize)]
-struct FileAction {
-    path: String,
-    #[serde(default, rename = "partitionValues")]
-    partition_values: Option<HashMap<String, Option<String>>>,
-}
-
-impl WinningCommit {
-    fn parse(bytes: &[u8], partition_columns: &[&str]) -> std::result::Result<WinningCommit, String> {
-        let mut commit = WinningCommit { partitions: Vec::new(), removed: Vec::new(), metadata_changed: false, info: Default::default() };
-        for line in bytes.split(|b| *b == b'\n').filter(|l| !l.iter().all(u8::is_ascii_whitespace)) {
-            let line: LogLine = serde_json::from_slice(line).map_err(|e| e.to_string())?;
-            commit.metadata_changed |= line.metadata.is_some() || line.protocol.is_some();
-            if let Some(info) = line.commit_info {
-                commit.info = info;
-            }
-            for (action, removal) in [(line.add, false), (line.remove, true)] {
-                let Some(action) = action else { continue };
-                let values = action.partition_values.unwrap_or_default();
-                commit.partitions.push(partition_columns.iter().map(|c| values.get(*c).cloned().flatten()).collect());
-                if removal {
-                    commit.removed.push(percent_decode(&action.path));
-                }
-            }
+/// Who made a commit, from its commit info.
+fn describe_commit(info: &serde_json::Map<String, serde_json::Value>) -> String {
+    let text = |key: &str| info.get(key).and_then(|v| v.as_str()).map(str::to_string);
+    let mut parts = vec![text("operation").unwrap_or_else(|| "unknown operation".into())];
+    for (key, label) in [("streamreel.worker", "by"), ("streamreel.run_id", "run"), ("streamreel.window", "window"), ("streamreel.shard", "shard")] {
+        if let Some(value) = text(key) {
+            parts.push(format!("{label} {value}"));
         }
-        Ok(commit)
     }
-
-    fn describe(&self) -> String {
-        let text = |key: &str| self.info.get(key).and_then(|v| v.as_str()).map(str::to_string);
-        let mut parts = vec![text("operation").unwrap_or_else(|| "unknown operation".into())];
-        if let Some(worker) = text("streamreel.worker") {
-            parts.push(format!("by {worker}"));
-        }
-        if let Some(run) = text("streamreel.run_id") {
-            parts.push(format!("run {run}"));
-        }
-        if let Some(window) = text("streamreel.window") {
-            parts.push(format!("window {window}"));
-        }
-        if let Some(shard) = text("streamreel.shard") {
-            parts.push(format!("shard {shard}"));
-        }
-        parts.join(" ")
-    }
-}
-
-fn percent_decode(path: &str) -> String {
-    let bytes = path.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let Ok(byte) = u8::from_str_radix(&path[i + 1..i + 3], 16)
-        {
-            out.push(byte);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    parts.join(" ")
 }
 
 fn kill_point(when: &str, table: &str) {
@@ -355,13 +286,14 @@ mod tests {
 {"add":{"path":"bucket=3/event_date=2025-08-11/part-1.parquet","partitionValues":{"bucket":"3","event_date":"2025-08-11"},"size":1,"modificationTime":0,"dataChange":true}}
 {"remove":{"path":"bucket=3/event_date=2025-08-11/part-%3D0.parquet","partitionValues":{"bucket":"3","event_date":"2025-08-11"},"dataChange":true}}
 "#;
-        let commit = WinningCommit::parse(log, &["bucket", "event_date"]).unwrap();
-        assert_eq!(commit.partitions, vec![vec![Some("3".into()), Some("2025-08-11".into())]; 2]);
-        assert_eq!(commit.removed, vec!["bucket=3/event_date=2025-08-11/part-=0.parquet".to_string()]);
-        assert!(!commit.metadata_changed);
-        assert_eq!(commit.describe(), "WRITE by silver-enrich run r1 window [2025-08-11T10, 2025-08-11T11)");
-        let reads = ReadSet::Partitions([vec![Some("3".into()), Some("2025-08-11".into())]].into());
-        assert!(reads.covers(&commit.partitions[0]));
-        assert!(!ReadSet::Nothing.covers(&commit.partitions[0]));
+        let actions = parse_commit(log, &["bucket", "event_date"]).unwrap();
+        let key = vec![Some("3".to_string()), Some("2025-08-11".to_string())];
+        assert_eq!(actions.adds[0].partition, key);
+        assert_eq!(actions.removes, vec![("bucket=3/event_date=2025-08-11/part-=0.parquet".to_string(), key.clone())]);
+        assert!(actions.configuration.is_none() && !actions.protocol_changed);
+        assert_eq!(describe_commit(&actions.commit_info), "WRITE by silver-enrich run r1 window [2025-08-11T10, 2025-08-11T11)");
+        let reads = ReadSet::Partitions([key.clone()].into());
+        assert!(reads.covers(&key));
+        assert!(!ReadSet::Nothing.covers(&key));
     }
 }

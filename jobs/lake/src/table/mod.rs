@@ -4,6 +4,7 @@
 //! onto the snapshot it was planned from ([`commit`]).
 
 pub mod commit;
+mod log;
 mod ops;
 pub mod scan;
 pub mod write;
@@ -137,7 +138,10 @@ impl DataFile {
 pub struct Table {
     spec: &'static TableSpec,
     location: Location,
+    /// For commits and checkpoints; its own snapshot is not loaded.
     delta: DeltaTable,
+    snapshot: log::Snapshot,
+    /// The snapshot's live files, in path order.
     files: Vec<DataFile>,
 }
 
@@ -149,25 +153,26 @@ impl Table {
     /// when it does not exist yet.
     pub async fn open(lake: &Location, spec: &'static TableSpec, buckets: u32) -> Result<Table> {
         let location = lake.join(spec.path);
-        let err = |e: DeltaTableError| LakeError::delta(&location, e);
-        let mut delta = builder(&location)?.build().map_err(err)?;
-        if delta.verify_deltatable_existence().await.map_err(err)? {
-            delta.load().await.map_err(err)?;
-        } else {
-            delta = create(&location, &delta, spec, buckets).await?;
-        }
+        let delta = builder(&location)?.build().map_err(|e| LakeError::delta(&location, e))?;
+        let snapshot = match read_snapshot(&location, &delta, spec).await? {
+            Some(snapshot) => snapshot,
+            None => {
+                create(&location, &delta, spec, buckets).await?;
+                read_snapshot(&location, &delta, spec).await?.ok_or_else(|| LakeError::delta(&location, "the table vanished right after its creation"))?
+            }
+        };
         if spec.bucketed {
-            let found = delta.snapshot().map_err(err)?.metadata().configuration().get(BUCKETS_PROPERTY).cloned();
+            let found = snapshot.configuration.get(BUCKETS_PROPERTY).cloned().flatten();
             if found.as_deref() != Some(buckets.to_string().as_str()) {
                 let found = found.unwrap_or_else(|| "an unrecorded number of".into());
                 return Err(LakeError::Buckets { table: location.to_string(), found, configured: buckets });
             }
         }
-        let mut table = Table { spec, location, delta, files: Vec::new() };
-        table.files = table.list_files()?;
-        if table.location.is_local() {
-            commit::remove_stale_staging(&table.location).await;
+        if location.is_local() {
+            commit::remove_stale_staging(&location).await;
         }
+        let mut table = Table { spec, location, delta, snapshot, files: Vec::new() };
+        table.list_files();
         Ok(table)
     }
 
@@ -180,7 +185,7 @@ impl Table {
     }
 
     pub fn version(&self) -> u64 {
-        self.delta.version().unwrap_or(0)
+        self.snapshot.version
     }
 
     /// The live files of this snapshot.
@@ -200,8 +205,16 @@ impl Table {
 
     /// Moves to the latest version.
     pub async fn refresh(&mut self) -> Result<()> {
-        self.delta.update_state().await.map_err(|e| LakeError::delta(&self.location, e))?;
-        self.files = self.list_files()?;
+        let store = self.store();
+        let current = match log::read_since(store.as_ref(), &mut self.snapshot, self.spec.partition_columns).await {
+            Ok(true) => true,
+            Ok(false) => false,
+            Err(log::ReadError::Failed(cause) | log::ReadError::Unsupported(cause)) => return Err(self.error(cause)),
+        };
+        if !current {
+            self.snapshot = read_snapshot(&self.location, &self.delta, self.spec).await?.ok_or_else(|| self.error("the table has no log any more"))?;
+        }
+        self.list_files();
         Ok(())
     }
 
@@ -210,23 +223,45 @@ impl Table {
         let location = lake.join(spec.path);
         let mut delta = builder(&location)?.build().map_err(|e| LakeError::delta(&location, e))?;
         delta.load_version(version).await.map_err(|e| LakeError::delta(&location, e))?;
-        let mut table = Table { spec, location, delta, files: Vec::new() };
-        table.files = table.list_files()?;
+        let snapshot = kernel_snapshot(&delta, spec).map_err(|e| LakeError::delta(&location, e))?;
+        let mut table = Table { spec, location, delta, snapshot, files: Vec::new() };
+        table.list_files();
         Ok(table)
     }
 
-    pub(crate) fn delta(&self) -> &DeltaTable {
-        &self.delta
-    }
-
-    fn list_files(&self) -> Result<Vec<DataFile>> {
-        let snapshot = self.delta.snapshot().map_err(|e| LakeError::delta(&self.location, e))?;
-        Ok(snapshot.log_data().iter().map(|view| DataFile::from_view(&view, self.spec.partition_columns)).collect())
+    fn list_files(&mut self) {
+        let mut files: Vec<DataFile> = self.snapshot.files.values().cloned().collect();
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        self.files = files;
     }
 
     fn error(&self, cause: impl std::fmt::Display) -> LakeError {
         LakeError::delta(&self.location, cause)
     }
+}
+
+/// The latest snapshot, read from the log; through the full kernel when the
+/// log holds what the fast reader does not read.
+async fn read_snapshot(location: &Location, delta: &DeltaTable, spec: &TableSpec) -> Result<Option<log::Snapshot>> {
+    match log::read_latest(delta.object_store().as_ref(), spec.partition_columns).await {
+        Ok(snapshot) => Ok(snapshot),
+        Err(log::ReadError::Failed(cause)) => Err(LakeError::delta(location, cause)),
+        Err(log::ReadError::Unsupported(what)) => {
+            debug!(table = %location, what, "reading the log through the delta kernel");
+            let mut full = builder(location)?.build().map_err(|e| LakeError::delta(location, e))?;
+            full.load().await.map_err(|e| LakeError::delta(location, e))?;
+            Ok(Some(kernel_snapshot(&full, spec).map_err(|e| LakeError::delta(location, e))?))
+        }
+    }
+}
+
+fn kernel_snapshot(delta: &DeltaTable, spec: &TableSpec) -> std::result::Result<log::Snapshot, DeltaTableError> {
+    let state = delta.snapshot()?;
+    Ok(log::Snapshot {
+        version: state.version(),
+        files: state.log_data().iter().map(|view| DataFile::from_view(&view, spec.partition_columns)).map(|f| (f.path.clone(), f)).collect(),
+        configuration: state.metadata().configuration().iter().map(|(k, v)| (k.clone(), Some(v.clone()))).collect(),
+    })
 }
 
 fn builder(location: &Location) -> Result<DeltaTableBuilder> {
@@ -235,7 +270,7 @@ fn builder(location: &Location) -> Result<DeltaTableBuilder> {
         .with_storage_options(location.delta_storage_options()))
 }
 
-async fn create(location: &Location, table: &DeltaTable, spec: &TableSpec, buckets: u32) -> Result<DeltaTable> {
+async fn create(location: &Location, table: &DeltaTable, spec: &TableSpec, buckets: u32) -> Result<()> {
     let kernel_schema: StructType =
         spec.schema.as_ref().try_into_kernel().map_err(|e: deltalake::arrow::error::ArrowError| LakeError::delta(location, e))?;
     let mut configuration: BTreeMap<String, Option<String>> = BTreeMap::new();
@@ -254,12 +289,10 @@ async fn create(location: &Location, table: &DeltaTable, spec: &TableSpec, bucke
         .with_save_mode(SaveMode::ErrorIfExists)
         .await;
     match created {
-        Ok(created) => Ok(created),
+        Ok(_) => Ok(()),
         Err(e) if lost_creation_race(&e) => {
-            debug!(table = %location, "another writer created the table first; loading it");
-            let mut reloaded = builder(location)?.build().map_err(|e| LakeError::delta(location, e))?;
-            reloaded.load().await.map_err(|e| LakeError::delta(location, e))?;
-            Ok(reloaded)
+            debug!(table = %location, "another writer created the table first");
+            Ok(())
         }
         Err(e) => Err(LakeError::delta(location, format!("cannot create the table: {e}"))),
     }
