@@ -91,9 +91,9 @@ pub fn compared_tables() -> Vec<(&'static TableSpec, &'static [&'static str])> {
     ]
 }
 
-/// Bronze compared across shard counts (the run id names the window only).
+/// Bronze, less the run id (which names the run's window).
 pub fn bronze_tables() -> Vec<(&'static TableSpec, &'static [&'static str])> {
-    vec![(&*bronze::EVENTS, &[]), (&*bronze::REJECTS, &[])]
+    vec![(&*bronze::EVENTS, &["run_id"]), (&*bronze::REJECTS, &["run_id"])]
 }
 
 /// Every compared table of a lake as sorted rows, by table path.

@@ -112,13 +112,17 @@ pub async fn plan(input: &PlanInput<'_>, candidates: &[RecordBatch]) -> Result<P
     let mut plan = Plan { counters: Counters { bronze_rows: candidates.iter().map(|b| b.num_rows() as u64).sum(), ..Default::default() }, ..Default::default() };
     let columns: Vec<EventColumns<'_>> = candidates.iter().map(EventColumns::new).collect();
     let times = columns.iter().flat_map(|c| c.timestamp.values().iter().copied());
-    let (Some(first), Some(last)) = (times.clone().min(), times.max()) else { return Ok(plan) };
+    // With no candidates the read range is empty and nothing is looked up.
+    let (first, last) = (times.clone().min().unwrap_or(0), times.max().unwrap_or(-1));
     let horizon = (input.settings.dedup_horizon_days * MICROS_PER_DAY as f64).round() as i64;
 
     // Deduplication, reading the stored copies of the candidates' ids.
     let keys: Arc<HashSet<i64>> = Arc::new(columns.iter().flat_map(|c| c.event_key.values().iter().copied()).collect());
     let mut read = (first - horizon, last + horizon);
     let (stored, stored_files, lost, resolution) = loop {
+        if candidates.iter().all(|b| b.num_rows() == 0) {
+            break (Vec::new(), Vec::new(), Vec::new(), Resolution::default());
+        }
         let (stored, stored_files) = lookup_events(input, &mut plan.events_read, read, RowFilter::new(&["event_key"], key_filter(keys.clone(), "event_key")), None).await?;
         let lost = lookup_duplicates(input, &mut plan.duplicates_read, read, keys.clone()).await?;
         let stored_columns: Vec<EventColumns<'_>> = stored.iter().map(EventColumns::new).collect();
@@ -174,8 +178,10 @@ pub async fn plan(input: &PlanInput<'_>, candidates: &[RecordBatch]) -> Result<P
     plan.counters.duplicate_conflicts = resolution.conflicts;
     plan.counters.events_replaced = resolution.displaced.len() as u64;
 
-    // The sessions that gain or lose an event.
-    let mut seeds: BTreeMap<(String, String), Vec<(i64, i64)>> = BTreeMap::new();
+    // The sessions that gain or lose an event, and those an earlier attempt
+    // of this window wrote (it may have planned from what a concurrent run
+    // changed, or died before its last commit).
+    let mut seeds: BTreeMap<(String, String), Vec<(i64, i64)>> = earlier_attempts(input).await?;
     for &row in resolution.new_kept.iter().chain(&resolution.displaced) {
         let (c, r) = at(row);
         let (customer, key) = c.session(r);
@@ -188,6 +194,22 @@ pub async fn plan(input: &PlanInput<'_>, candidates: &[RecordBatch]) -> Result<P
     let new_rows: Vec<RowRef> = resolution.new_kept.clone();
     recompute(input, &mut plan, &columns, &new_rows, seeds).await?;
     Ok(plan)
+}
+
+/// The sessions this window's earlier runs logged in the change log, as
+/// regions to recompute.
+async fn earlier_attempts(input: &PlanInput<'_>) -> Result<BTreeMap<(String, String), Vec<(i64, i64)>>, SilverError> {
+    let partition: PartitionKey = vec![Some(input.window.0.clone()), Some(input.window.1.clone())];
+    let files = input.tables.changes.files_where(|key| *key == partition);
+    let mut seeds: BTreeMap<(String, String), Vec<(i64, i64)>> = BTreeMap::new();
+    for batch in input.tables.changes.scan(files).read().await? {
+        for row in streamreel_lake::rows::decode::<ChangeRow>(&batch)? {
+            if input.buckets.contains(&(row.customer_bucket as u32)) {
+                seeds.entry((row.customer_id, row.session_key)).or_default().push((row.session_start, row.session_end));
+            }
+        }
+    }
+    Ok(seeds)
 }
 
 /// Copies of the candidates' ids: the candidates themselves, the kept

@@ -1,18 +1,19 @@
 //! Writes a plan: new files for every table, then one commit per table, in
-//! an order that makes a crash at any point safe to rerun. The change log
-//! goes first (gold never misses an old version), then the duplicates, the
-//! segments, the sessions (what a rerun closes its regions over), and
-//! `silver/events` last: until it commits, a rerun makes the same plan.
+//! an order that makes a crash or a conflict at any point safe. The change
+//! log goes first: it names every session the attempt is about to write,
+//! so gold never misses an old version and a rerun (or a new plan after a
+//! conflict) recomputes them all. Then the duplicates (their distinct
+//! union), the segments, the sessions, and `silver/events` last.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use streamreel_lake::arrow::array::{AsArray, BooleanArray, RecordBatch};
 use streamreel_lake::arrow::datatypes::{Int64Type, TimestampMicrosecondType};
-use streamreel_lake::rows::encode;
+use streamreel_lake::rows::{decode, encode};
 use streamreel_lake::shard::key_hash;
-use streamreel_lake::table::{CommitMeta, ReadSet, RowFilter};
-use streamreel_tables::silver::{CHANGES, DUPLICATES, SEGMENTS, SESSIONS};
+use streamreel_lake::table::{Change, CommitMeta, PartitionKey, ReadSet, RowFilter, Table};
+use streamreel_tables::silver::{CHANGES, DUPLICATES, DuplicateRow, SEGMENTS, SESSIONS, partition};
 
 use crate::error::SilverError;
 use crate::plan::{Plan, Regions, Tables};
@@ -21,8 +22,7 @@ pub async fn apply(tables: &mut Tables, plan: Plan, meta: &CommitMeta) -> Result
     let changes = tables.changes.append(&[encode(&CHANGES.schema, &plan.changes)?]).await?;
     tables.changes.commit(changes, meta).await?;
 
-    let mut duplicates = tables.duplicates.append(&[encode(&DUPLICATES.schema, &plan.duplicates)?]).await?;
-    duplicates.reads = ReadSet::Partitions(plan.duplicates_read);
+    let duplicates = duplicates_change(&tables.duplicates, plan.duplicates, plan.duplicates_read).await?;
     tables.duplicates.commit(duplicates, meta).await?;
 
     let regions = region_filter(plan.regions);
@@ -41,6 +41,28 @@ pub async fn apply(tables: &mut Tables, plan: Plan, meta: &CommitMeta) -> Result
     let events = tables.events.replace_rows(plan.displaced_files, filter, &plan.new_events, plan.events_read).await?;
     tables.events.commit(events, meta).await?;
     Ok(())
+}
+
+/// The partitions that get lost copies, rewritten as the distinct union of
+/// what they hold and the new rows: a copy stored twice (by a run that
+/// planned alongside another) is stored once.
+async fn duplicates_change(table: &Table, rows: Vec<DuplicateRow>, reads: BTreeSet<PartitionKey>) -> Result<Change, SilverError> {
+    let scope: BTreeSet<PartitionKey> = rows.iter().map(|r| partition(r.event_date, r.customer_bucket as u32)).collect();
+    let mut all: BTreeSet<DuplicateRow> = BTreeSet::new();
+    for batch in table.scan(table.files_where(|key| scope.contains(key))).read().await? {
+        all.extend(decode::<DuplicateRow>(&batch)?);
+    }
+    let stored = all.len();
+    all.extend(rows);
+    let mut reads = reads;
+    reads.extend(scope.iter().cloned());
+    if all.len() == stored {
+        return Ok(Change { reads: ReadSet::Partitions(reads), ..Default::default() });
+    }
+    let rows: Vec<DuplicateRow> = all.into_iter().collect();
+    let mut change = table.replace_partitions(scope, &[encode(&DUPLICATES.schema, &rows)?]).await?;
+    change.reads = ReadSet::Partitions(reads);
+    Ok(change)
 }
 
 /// Selects the stored rows of each identity that start inside its region.

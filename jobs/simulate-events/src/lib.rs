@@ -35,6 +35,37 @@ pub struct SimulationSpec {
     pub bad_line_ratio: f64,
     /// What a hostile producer and a flaky network add (none by default).
     pub faults: Faults,
+    /// Viewing happens in the first this many hours of the day (24 by
+    /// default; fewer makes small test days quicker to run hour by hour).
+    pub hours: u32,
+}
+
+/// How many of each fault a simulation injected.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct FaultCounts {
+    pub conflicting_copies: u64,
+    pub reused_ids: u64,
+    pub shared_session_sessions: u64,
+    pub bad_optional_fields: u64,
+    pub odd_objects: u64,
+    pub damaged_objects: u64,
+    pub hidden_objects: u64,
+}
+
+impl FaultCounts {
+    fn add(&mut self, other: &FaultCounts) {
+        self.conflicting_copies += other.conflicting_copies;
+        self.reused_ids += other.reused_ids;
+        self.shared_session_sessions += other.shared_session_sessions;
+        self.bad_optional_fields += other.bad_optional_fields;
+        self.odd_objects += other.odd_objects;
+        self.damaged_objects += other.damaged_objects;
+        self.hidden_objects += other.hidden_objects;
+    }
+
+    pub fn total(&self) -> u64 {
+        self.conflicting_copies + self.reused_ids + self.shared_session_sessions + self.bad_optional_fields + self.odd_objects + self.damaged_objects + self.hidden_objects
+    }
 }
 
 /// Deliveries that test the contract's edges, each drawn from its own
@@ -75,6 +106,7 @@ impl Default for SimulationSpec {
             duplicate_ratio: 0.01,
             bad_line_ratio: 0.001,
             faults: Faults::default(),
+            hours: 24,
         }
     }
 }
@@ -83,6 +115,8 @@ impl Default for SimulationSpec {
 pub struct SimulationReport {
     pub sessions: u64,
     pub events: u64,
+    /// Faults injected (all zero without `faults`).
+    pub fault_counts: FaultCounts,
     pub duplicates: u64,
     pub bad_lines: u64,
     /// Every line written: events + duplicates + bad lines.
@@ -136,8 +170,9 @@ struct Object {
 /// Generates the day and writes it under `landing`.
 pub async fn simulate(spec: &SimulationSpec, titles: &[Title], landing: &Location) -> Result<SimulationReport, SimulationError> {
     let population = Population::new(spec, titles);
-    let total_weight: f64 = VIEWERS_BY_HOUR.iter().sum();
-    let hours: Vec<(u32, Vec<Object>, SimulationReport)> = (0..24u32)
+    let viewing_hours = spec.hours.clamp(1, 24);
+    let total_weight: f64 = VIEWERS_BY_HOUR[..viewing_hours as usize].iter().sum();
+    let hours: Vec<(u32, Vec<Object>, SimulationReport)> = (0..viewing_hours)
         .into_par_iter()
         .map(|hour| {
             let budget = (spec.events as f64 * VIEWERS_BY_HOUR[hour as usize] / total_weight).round() as u64;
@@ -153,6 +188,7 @@ pub async fn simulate(spec: &SimulationSpec, titles: &[Title], landing: &Locatio
     for (_, objects, part) in hours {
         report.sessions += part.sessions;
         report.events += part.events;
+        report.fault_counts.add(&part.fault_counts);
         report.duplicates += part.duplicates;
         report.bad_lines += part.bad_lines;
         report.lines += part.lines;
@@ -211,14 +247,17 @@ fn generate_hour(spec: &SimulationSpec, population: &Population, hour: u32, budg
         report.sessions += 1;
         let shard = (session_index % spec.shards.max(1) as u64) as u32;
         let shared_session = chance(&mut faults_rng, faults.shared_session_ids).then(|| if faults_rng.random_bool(0.5) { "undefined" } else { "null" });
+        report.fault_counts.shared_session_sessions += u64::from(shared_session.is_some());
         for mut event in plan.events(&mut rng, population) {
             if let Some(id) = shared_session {
                 event.session_id = Some(id.to_string());
             }
             if chance(&mut faults_rng, faults.reused_ids) {
                 event.event_id = format!("E{}", faults_rng.random_range(0..40));
+                report.fault_counts.reused_ids += 1;
             }
             let bad_optional = chance(&mut faults_rng, faults.bad_optional_fields).then(|| faults_rng.random_range(0..5u8));
+            report.fault_counts.bad_optional_fields += u64::from(bad_optional.is_some());
             report.events += 1;
             let copies = if rng.random_bool(spec.duplicate_ratio) { 2 } else { 1 };
             let mut landed_hour = hour_start;
@@ -262,6 +301,7 @@ fn generate_hour(spec: &SimulationSpec, population: &Population, hour: u32, budg
                 objects.entry((landed, format!("resent-{hour:02}.json"))).or_insert_with(new_sink).write(&line);
                 report.duplicates += 1;
                 report.lines += 1;
+                report.fault_counts.conflicting_copies += 1;
             }
         }
     }
@@ -269,7 +309,7 @@ fn generate_hour(spec: &SimulationSpec, population: &Population, hour: u32, budg
     for (index, ((hour, name), sink)) in objects.into_iter().enumerate() {
         match sink {
             Sink::Gzip(encoder) => finished.push(Object { hour, name, bytes: encoder.finish().expect("finishing in memory") }),
-            Sink::Plain(lines) => finished.extend(odd_objects(&mut faults_rng, hour, &name, index, lines)),
+            Sink::Plain(lines) => finished.extend(odd_objects(&mut faults_rng, hour, &name, index, lines, &mut report.fault_counts)),
         }
     }
     (finished, report)
@@ -282,7 +322,7 @@ fn hour_of(t: DateTime<Utc>) -> DateTime<Utc> {
 /// One object's lines as a hostile producer might deliver them: any name,
 /// plain or gzip (one member or two), a byte-order mark, a damaged tail, and
 /// sometimes hidden objects beside it that must not be read.
-fn odd_objects(rng: &mut Pcg64Mcg, hour: DateTime<Utc>, name: &str, index: usize, mut lines: Vec<u8>) -> Vec<Object> {
+fn odd_objects(rng: &mut Pcg64Mcg, hour: DateTime<Utc>, name: &str, index: usize, mut lines: Vec<u8>, counts: &mut FaultCounts) -> Vec<Object> {
     let gzip = |bytes: &[u8]| {
         let mut encoder = GzEncoder::new(Vec::new(), Compression::fast());
         encoder.write_all(bytes).expect("writing to memory");
@@ -293,11 +333,12 @@ fn odd_objects(rng: &mut Pcg64Mcg, hour: DateTime<Utc>, name: &str, index: usize
         3 | 4 => format!("{}.txt", name.trim_end_matches(".gz")),
         _ => name.to_string(),
     };
+    let plain = rng.random_bool(0.25);
     if rng.random_bool(0.1) {
         lines.splice(0..0, *b"\xEF\xBB\xBF");
     }
     let mut bytes = match rng.random_range(0..20) {
-        0..=4 => lines.clone(),
+        _ if plain => lines.clone(),
         5..=7 => {
             // Two gzip members, split at a line boundary.
             let middle = lines[..lines.len() / 2].iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
@@ -310,12 +351,15 @@ fn odd_objects(rng: &mut Pcg64Mcg, hour: DateTime<Utc>, name: &str, index: usize
     if bytes.starts_with(&[0x1f, 0x8b]) && rng.random_bool(0.05) {
         // A truncated upload: the complete lines before the damage count.
         bytes.truncate(bytes.len() * 4 / 5);
+        counts.damaged_objects += 1;
     }
+    counts.odd_objects += u64::from(!name.ends_with(".json.gz") || !bytes.starts_with(&[0x1f, 0x8b]));
     let mut out = vec![Object { hour, name: name.clone(), bytes }];
     if rng.random_bool(0.1) {
         let first_line: Vec<u8> = lines.iter().take_while(|b| **b != b'\n').chain(b"\n").copied().collect();
         out.push(Object { hour, name: format!("_SUCCESS-{index}"), bytes: first_line.clone() });
         out.push(Object { hour, name: format!("{name}.tmp"), bytes: first_line });
+        counts.hidden_objects += 2;
     }
     out
 }

@@ -113,7 +113,7 @@ pub static DUPLICATES: LazyLock<TableSpec> = LazyLock::new(|| TableSpec {
     private: false,
 });
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct DuplicateRow {
     pub customer_id: String,
     pub event_id: String,

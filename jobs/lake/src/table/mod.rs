@@ -307,7 +307,8 @@ fn lost_creation_race(error: &DeltaTableError) -> bool {
         DeltaTableError::Transaction { source } => {
             matches!(source, TransactionError::VersionAlreadyExists(0) | TransactionError::CommitConflict(_))
         }
-        DeltaTableError::Generic(message) => message.contains("already exists"),
+        // The builder's own `TableAlreadyExists` (a private type; its message).
+        DeltaTableError::GenericError { source } => source.to_string().contains("table already exists"),
         _ => false,
     }
 }
