@@ -268,7 +268,7 @@ pub(crate) async fn remove_stale_staging(location: &Location) {
             Some(v) => latest.is_some_and(|latest| v <= latest),
             None => name.starts_with("_commit_") && name.ends_with(".json.tmp"),
         };
-        let old = entry.metadata().ok().and_then(|m| m.modified().ok()).and_then(|t| t.elapsed().ok()).is_some_and(|age| age > Duration::from_secs(2));
+        let old = entry.metadata().ok().and_then(|m| m.modified().ok()).and_then(|t| t.elapsed().ok()).is_some_and(|age| age > Duration::from_secs(1));
         if stale && old {
             debug!(file = %name, "removing debris of a killed commit");
             let _ = std::fs::remove_file(entry.path());
