@@ -73,7 +73,14 @@ fn worker(stage: Stage) -> &'static str {
 
 /// Runs one trial; returns the runs that planned again after a conflict,
 /// and those that ended in a conflict error (and were rerun).
-async fn trial(make_lake: &dyn Fn() -> TestLake, reference: &[(&str, Vec<String>)], window: Window, stage: Stage, case: Case, delay_ms: u64) -> (u64, usize) {
+async fn trial(
+    make_lake: &dyn Fn() -> TestLake,
+    reference: &[(&str, Vec<String>)],
+    window: Window,
+    stage: Stage,
+    case: Case,
+    delay_ms: u64,
+) -> (u64, usize) {
     let lake = make_lake();
     land(&lake, &spec()).await;
     // The stages before this one, sequentially.
@@ -103,7 +110,9 @@ async fn trial(make_lake: &dyn Fn() -> TestLake, reference: &[(&str, Vec<String>
     let ((failed_a, replans_a), (failed_b, replans_b)) = (a.await.unwrap(), b.await.unwrap());
     let failed: Vec<(RunContext, String)> = failed_a.into_iter().chain(failed_b).collect();
     for (ctx, error) in &failed {
-        let clear = (error.contains("a concurrent commit (version") || error.contains("gave up after")) && error.contains("table ") && error.contains("window [");
+        let clear = (error.contains("a concurrent commit (version") || error.contains("gave up after"))
+            && error.contains("table ")
+            && error.contains("window [");
         assert!(clear, "{stage:?} {case:?}: {} failed without a clear conflict line: {error}", ctx.window);
     }
     // Rerun what failed, then the later stages.

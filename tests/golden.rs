@@ -160,8 +160,15 @@ fn engagement_rows(batches: &[RecordBatch]) -> Vec<String> {
     for b in batches {
         let float = |n: &str| b.column_by_name(n).unwrap().as_primitive::<Float64Type>().clone();
         let int = |n: &str| b.column_by_name(n).unwrap().as_primitive::<Int64Type>().clone();
-        let floats = ["total_watch_seconds", "unique_watch_seconds", "max_position_seconds", "watch_percentage", "unique_watch_percentage", "completion_percentage"]
-            .map(float);
+        let floats = [
+            "total_watch_seconds",
+            "unique_watch_seconds",
+            "max_position_seconds",
+            "watch_percentage",
+            "unique_watch_percentage",
+            "completion_percentage",
+        ]
+        .map(float);
         let counts = ["session_count", "completion_count", "pause_count"].map(int);
         let score = float("engagement_score");
         for i in 0..b.num_rows() {

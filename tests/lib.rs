@@ -32,13 +32,16 @@ pub async fn silver(lake: &TestLake, window: Window, shard: Shard) {
     silver_enrich::run(&lake.shard_context("silver-enrich", window, shard)).await.expect("silver-enrich");
 }
 
-/// A gold shard; a shard of 1 finalizes itself.
+/// A gold shard; `Shard::ALL` is one process, which finalizes itself.
 pub async fn gold(lake: &TestLake, window: Window, shard: Shard) {
-    gold_aggregate::run(&lake.shard_context("gold-aggregate", window, shard), Default::default()).await.expect("gold-aggregate");
+    let ctx = if shard.is_all() { lake.context("gold-aggregate", window) } else { lake.shard_context("gold-aggregate", window, shard) };
+    gold_aggregate::run(&ctx, Default::default()).await.expect("gold-aggregate");
 }
 
 pub async fn finalize(lake: &TestLake, window: Window) {
-    gold_aggregate::run(&lake.context("gold-aggregate", window), gold_aggregate::Options { finalize: true }).await.expect("gold-aggregate --finalize");
+    gold_aggregate::run(&lake.context("gold-aggregate", window), gold_aggregate::Options { finalize: true })
+        .await
+        .expect("gold-aggregate --finalize");
 }
 
 /// Every stage of a window, each as `shards` shards run one after another.

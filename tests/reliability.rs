@@ -38,7 +38,11 @@ fn spec() -> SimulationSpec {
 
 fn write_config(lake: &TestLake) -> PathBuf {
     let path = lake.dir.path().join("config.yaml");
-    std::fs::write(&path, format!("landing_url: {}\nlake_url: {}\nmetadata_url: {}\n", lake.config.landing_url, lake.config.lake_url, lake.config.metadata_url)).unwrap();
+    std::fs::write(
+        &path,
+        format!("landing_url: {}\nlake_url: {}\nmetadata_url: {}\n", lake.config.landing_url, lake.config.lake_url, lake.config.metadata_url),
+    )
+    .unwrap();
     path
 }
 
@@ -119,7 +123,9 @@ async fn all_readable(lake: &TestLake, when: &str) {
             continue;
         }
         Table::open(&lake.lake(), spec, lake.config.buckets).await.unwrap_or_else(|e| panic!("{when}: {} unreadable: {e}", spec.path));
-        deltalake::open_table(lake.lake().join(spec.path).url().clone()).await.unwrap_or_else(|e| panic!("{when}: {} unreadable by the kernel: {e}", spec.path));
+        deltalake::open_table(lake.lake().join(spec.path).url().clone())
+            .await
+            .unwrap_or_else(|e| panic!("{when}: {} unreadable by the kernel: {e}", spec.path));
     }
 }
 
@@ -196,12 +202,18 @@ async fn operator_mistakes_fail_with_one_line_and_change_nothing() {
     // A mistyped or empty lake URL is refused before anything is written.
     for lake_url in ["s3:/bucket/lake", "\"\""] {
         let bad = lake.dir.path().join("bad.yaml");
-        std::fs::write(&bad, format!("landing_url: {}\nlake_url: {lake_url}\nmetadata_url: {}\n", lake.config.landing_url, lake.config.metadata_url)).unwrap();
+        std::fs::write(&bad, format!("landing_url: {}\nlake_url: {lake_url}\nmetadata_url: {}\n", lake.config.landing_url, lake.config.metadata_url))
+            .unwrap();
         for worker in WORKERS {
             let line = failed_with_one_line(worker, &run(worker, &bad, window, &[], &[]));
             assert!(line.contains("lake_url") && line.contains("invalid storage URL"), "{line}");
         }
-        let strays: Vec<_> = std::fs::read_dir(lake.dir.path()).unwrap().flatten().map(|e| e.file_name()).filter(|n| n != "landing" && n != "lake" && n != "config.yaml" && n != "bad.yaml").collect();
+        let strays: Vec<_> = std::fs::read_dir(lake.dir.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .filter(|n| n != "landing" && n != "lake" && n != "config.yaml" && n != "bad.yaml")
+            .collect();
         assert!(strays.is_empty(), "{lake_url}: something was written: {strays:?}");
     }
 
@@ -214,7 +226,11 @@ async fn operator_mistakes_fail_with_one_line_and_change_nothing() {
     csv.push_str(&format!("{}\n", fields.join(",")));
     std::fs::write(&metadata, csv).unwrap();
     let with_duplicate = lake.dir.path().join("duplicate-title.yaml");
-    std::fs::write(&with_duplicate, format!("landing_url: {}\nlake_url: {}\nmetadata_url: {}\n", lake.config.landing_url, lake.config.lake_url, metadata.display())).unwrap();
+    std::fs::write(
+        &with_duplicate,
+        format!("landing_url: {}\nlake_url: {}\nmetadata_url: {}\n", lake.config.landing_url, lake.config.lake_url, metadata.display()),
+    )
+    .unwrap();
     for worker in ["silver-enrich", "gold-aggregate"] {
         let line = failed_with_one_line(worker, &run(worker, &with_duplicate, window, &[], &[]));
         assert!(line.contains("appears twice") && line.contains("line 2") && line.contains("line "), "{line}");
@@ -227,7 +243,11 @@ async fn operator_mistakes_fail_with_one_line_and_change_nothing() {
     let mut wrong_landing = lake.config.clone();
     wrong_landing.landing_url = lake.dir.path().join("no-such-landing").to_string_lossy().into_owned();
     let wrong = lake.dir.path().join("wrong-landing.yaml");
-    std::fs::write(&wrong, format!("landing_url: {}\nlake_url: {}\nmetadata_url: {}\n", wrong_landing.landing_url, lake.config.lake_url, lake.config.metadata_url)).unwrap();
+    std::fs::write(
+        &wrong,
+        format!("landing_url: {}\nlake_url: {}\nmetadata_url: {}\n", wrong_landing.landing_url, lake.config.lake_url, lake.config.metadata_url),
+    )
+    .unwrap();
     let line = failed_with_one_line("bronze-ingest", &run("bronze-ingest", &wrong, window, &[], &[]));
     assert!(line.contains("does not exist"), "{line}");
 
@@ -251,7 +271,11 @@ async fn a_full_disk_fails_with_one_line_and_no_panic() {
         small.join("lake").join("inside")
     };
     let config = lake.dir.path().join("full.yaml");
-    std::fs::write(&config, format!("landing_url: {}\nlake_url: {}\nmetadata_url: {}\n", lake.config.landing_url, lake_dir.display(), lake.config.metadata_url)).unwrap();
+    std::fs::write(
+        &config,
+        format!("landing_url: {}\nlake_url: {}\nmetadata_url: {}\n", lake.config.landing_url, lake_dir.display(), lake.config.metadata_url),
+    )
+    .unwrap();
     let output = run("bronze-ingest", &config, window, &[], &[]);
     if mounted {
         let _ = Command::new("umount").arg(&small).status();
@@ -274,7 +298,11 @@ async fn a_run_that_met_a_concurrent_commit_logs_no_error_and_json_logs_carry_th
     let spawn = || {
         let mut command = Command::new(bin("silver-enrich"));
         command.arg("--config").arg(&config).args(["--from", &fmt(window.start), "--to", &fmt(window.end), "--log-format", "json"]);
-        command.env("STREAMREEL_IP_HASH_KEY", "test-key").env("RUST_LOG", "info").stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+        command
+            .env("STREAMREEL_IP_HASH_KEY", "test-key")
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
         command.spawn().unwrap()
     };
     let (a, b) = (spawn(), spawn());
@@ -295,7 +323,9 @@ async fn a_run_that_met_a_concurrent_commit_logs_no_error_and_json_logs_carry_th
     let replanned = outputs.iter().filter(|o| stderr(o).contains("planning again")).count();
     let plans: Vec<u64> = outputs
         .iter()
-        .map(|o| serde_json::from_str::<serde_json::Value>(String::from_utf8_lossy(&o.stdout).lines().last().unwrap()).unwrap()["plans"].as_u64().unwrap())
+        .map(|o| {
+            serde_json::from_str::<serde_json::Value>(String::from_utf8_lossy(&o.stdout).lines().last().unwrap()).unwrap()["plans"].as_u64().unwrap()
+        })
         .collect();
     eprintln!("two concurrent silver runs: plans {plans:?}, {replanned} logged a new plan");
 }

@@ -1,8 +1,9 @@
-"""The real Airflow runs the DAG for two consecutive hours; the gold tables
-equal a direct run of the workers over the same hours, and the dbt task
-builds the reporting marts from them. A failing task fails the run with the
-worker's error line, and a rerun after the fix gives the same tables as a
-clean run."""
+"""The real Airflow runs the DAG for two consecutive hours with three shards
+per stage (dynamic task mapping: the mapped tasks really run, one per
+shard); the gold tables equal a direct run of the workers by one process
+over the same hours, and the dbt task builds the reporting marts from them.
+A failing task fails the run with the worker's error line, and a rerun after
+the fix gives the same tables as a clean run."""
 
 import json
 import os
@@ -50,6 +51,8 @@ def world(tmp_path_factory, repo, bin_dir, dbt_venv):
         # A failing task fails the run at once instead of waiting out the
         # DAG's retry backoff (the integrity test checks the retries).
         "STREAMREEL_TASK_RETRIES": "0",
+        # Every stage as three shards (the Variable streamreel_shards).
+        "AIRFLOW_VAR_STREAMREEL_SHARDS": "3",
     })
     subprocess.run(["airflow", "db", "migrate"], env=env, check=True, capture_output=True)
     return base, env, repo / "metadata/video_metadata.csv"
@@ -93,6 +96,10 @@ def test_two_hours_under_airflow_equal_a_direct_run_and_feed_the_marts(world, bi
         logs += result.stdout + result.stderr + task_logs(env)
     for worker in ("bronze-ingest", "silver-enrich", "gold-aggregate"):
         assert f"{worker} 2025-08-11T15..2025-08-11T16" in logs, f"the {worker} summary line is in the task log"
+        for shard in ("0/3", "1/3", "2/3"):
+            ran = [line for line in logs.splitlines() if f"{worker} 2025-08-11T15..2025-08-11T16" in line and f"shard={shard}" in line]
+            assert ran, f"the mapped task {worker} {shard} ran"
+    assert "finalized=true" in logs, "gold_finalize ran"
     for hour in HOURS:
         direct(bin_dir, env, direct_config, hour)
     for table in GOLD:

@@ -141,11 +141,9 @@ async fn attempt(ctx: &RunContext, options: Options, plan: u32) -> Result<Ingest
         let meta = ctx.commit_meta();
         // Rejects first: if the run dies between the two commits, the rerun
         // replaces both, and no event is ever visible without its rejects.
-        let rejects_version = rejects
-            .commit(Change { adds: ingested.reject_adds, removes: replaced_rejects, reads: reads.clone(), compaction: false }, &meta)
-            .await?;
-        let events_version =
-            events.commit(Change { adds: ingested.event_adds, removes: replaced_events, reads, compaction: false }, &meta).await?;
+        let rejects_version =
+            rejects.commit(Change { adds: ingested.reject_adds, removes: replaced_rejects, reads: reads.clone(), compaction: false }, &meta).await?;
+        let events_version = events.commit(Change { adds: ingested.event_adds, removes: replaced_events, reads, compaction: false }, &meta).await?;
 
         let stats = ingested.stats;
         let rejected = stats.rejected();

@@ -6,7 +6,10 @@ use std::io::{BufRead, ErrorKind};
 pub enum Line<'a> {
     Complete(&'a [u8]),
     /// Longer than the limit: the first bytes and the full length.
-    TooLong { prefix: &'a [u8], length: usize },
+    TooLong {
+        prefix: &'a [u8],
+        length: usize,
+    },
 }
 
 /// How much of an over-long line is kept for the rejects table.
@@ -16,11 +19,7 @@ pub const KEPT_PREFIX: usize = 4096;
 /// `\n`; a trailing `\r` is dropped; a last line without `\n` counts. An I/O
 /// error (a corrupt gzip stream, say) stops the walk and is returned with the
 /// number of lines read before it.
-pub fn for_each_line(
-    mut reader: impl BufRead,
-    max_len: usize,
-    mut on_line: impl FnMut(u64, Line<'_>),
-) -> Result<u64, (u64, std::io::Error)> {
+pub fn for_each_line(mut reader: impl BufRead, max_len: usize, mut on_line: impl FnMut(u64, Line<'_>)) -> Result<u64, (u64, std::io::Error)> {
     let mut line_number = 0u64;
     let mut pending: Vec<u8> = Vec::new();
     let mut pending_len = 0usize;

@@ -253,7 +253,8 @@ mod tests {
         }
     }
 
-    const GOOD: &str = r#"{"event_id":"e1","customer_id":"c","title_id":"t","event_type":"start","event_timestamp":"2025-08-11T14:00:00Z","position_seconds":0}"#;
+    const GOOD: &str =
+        r#"{"event_id":"e1","customer_id":"c","title_id":"t","event_type":"start","event_timestamp":"2025-08-11T14:00:00Z","position_seconds":0}"#;
 
     fn gzip(text: &str) -> Vec<u8> {
         let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());

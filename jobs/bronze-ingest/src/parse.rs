@@ -223,8 +223,9 @@ pub fn parse_line<'a>(line: &'a [u8], limits: &Limits) -> Result<Event<'a>, Reje
     let timestamp_micros = match raw.event_timestamp {
         Loose::Missing | Loose::Null => return Err(reject(RejectReason::MissingField, "event_timestamp is missing")),
         Loose::Text(text) if text.trim().is_empty() => return Err(reject(RejectReason::MissingField, "event_timestamp is empty")),
-        Loose::Text(text) => parse_timestamp(&text)
-            .ok_or_else(|| reject(RejectReason::BadTimestamp, format!("event_timestamp {text:?} is not an RFC 3339 time")))?,
+        Loose::Text(text) => {
+            parse_timestamp(&text).ok_or_else(|| reject(RejectReason::BadTimestamp, format!("event_timestamp {text:?} is not an RFC 3339 time")))?
+        }
         other => return Err(reject(RejectReason::WrongType, format!("event_timestamp is {}, not a string", kind(&other)))),
     };
     if timestamp_micros < EARLIEST_MICROS || timestamp_micros > limits.latest_micros {
@@ -251,8 +252,7 @@ pub fn parse_line<'a>(line: &'a [u8], limits: &Limits) -> Result<Event<'a>, Reje
     let completion_percentage = optional_number(raw.completion_percentage, "completion_percentage", Rule::Percentage, &mut invalid);
     let bandwidth_mbps = optional_number(raw.bandwidth_mbps, "bandwidth_mbps", Rule::NonNegative, &mut invalid);
     let buffering_events = optional_number(raw.buffering_events, "buffering_events", Rule::Count, &mut invalid).map(|v| v as i64);
-    let buffering_duration_seconds =
-        optional_number(raw.buffering_duration_seconds, "buffering_duration_seconds", Rule::NonNegative, &mut invalid);
+    let buffering_duration_seconds = optional_number(raw.buffering_duration_seconds, "buffering_duration_seconds", Rule::NonNegative, &mut invalid);
     let error_count = optional_number(raw.error_count, "error_count", Rule::Count, &mut invalid).map(|v| v as i64);
     let mut text = |value: Loose<'a>, name: &'static str| optional_text(value, name, &mut invalid);
     let texts = [
@@ -445,7 +445,10 @@ mod tests {
         v
     }
 
-    fn parsed(value: serde_json::Value) -> (Vec<&'static str>, Option<f64>, Option<f64>, Option<i64>, Option<String>) {
+    /// (invalid fields, bandwidth, completion %, error count, session id)
+    type Parsed = (Vec<&'static str>, Option<f64>, Option<f64>, Option<i64>, Option<String>);
+
+    fn parsed(value: serde_json::Value) -> Parsed {
         let line = value.to_string();
         let e = parse_line(line.as_bytes(), &FAR_FUTURE).unwrap();
         (e.invalid_fields, e.bandwidth_mbps, e.completion_percentage, e.error_count, e.texts[0].as_ref().map(|s| s.to_string()))

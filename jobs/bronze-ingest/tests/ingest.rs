@@ -25,7 +25,8 @@ async fn lineage(lake: &TestLake, spec: &'static TableSpec) -> Vec<(String, Opti
     let batches = table.scan(table.files().to_vec()).columns(&["source_object", "line_number", third]).read().await.unwrap();
     let mut rows = Vec::new();
     for batch in &batches {
-        let (source, line, id) = (batch.column(0).as_string::<i32>(), batch.column(1).as_primitive::<Int64Type>(), batch.column(2).as_string::<i32>());
+        let (source, line, id) =
+            (batch.column(0).as_string::<i32>(), batch.column(1).as_primitive::<Int64Type>(), batch.column(2).as_string::<i32>());
         for i in 0..batch.num_rows() {
             rows.push((source.value(i).to_string(), (!line.is_null(i)).then(|| line.value(i)), id.value(i).to_string()));
         }
@@ -45,13 +46,31 @@ async fn every_bad_input_case_goes_to_rejects_and_the_rest_of_the_hour_is_ingest
     let bad_lines = [
         ("{broken", "invalid_json"),
         ("[1, 2, 3]", "not_an_object"),
-        (r#"{"customer_id":"c1","title_id":"t","event_type":"pause","event_timestamp":"2025-08-11T14:00:00Z","position_seconds":1}"#, "missing_field"),
-        (r#"{"event_id":7,"customer_id":"c1","title_id":"t","event_type":"pause","event_timestamp":"2025-08-11T14:00:00Z","position_seconds":1}"#, "wrong_type"),
-        (r#"{"event_id":"x1","customer_id":"c1","title_id":"t","event_type":"pause","event_timestamp":"2025-8-11T14:00:00","position_seconds":1}"#, "bad_timestamp"),
-        (r#"{"event_id":"x2","customer_id":"c1","title_id":"t","event_type":"pause","event_timestamp":"1970-01-01T00:00:00Z","position_seconds":1}"#, "timestamp_out_of_range"),
-        (r#"{"event_id":"x3","customer_id":"c1","title_id":"t","event_type":"pause","event_timestamp":"2025-08-14T00:00:00Z","position_seconds":1}"#, "timestamp_out_of_range"),
+        (
+            r#"{"customer_id":"c1","title_id":"t","event_type":"pause","event_timestamp":"2025-08-11T14:00:00Z","position_seconds":1}"#,
+            "missing_field",
+        ),
+        (
+            r#"{"event_id":7,"customer_id":"c1","title_id":"t","event_type":"pause","event_timestamp":"2025-08-11T14:00:00Z","position_seconds":1}"#,
+            "wrong_type",
+        ),
+        (
+            r#"{"event_id":"x1","customer_id":"c1","title_id":"t","event_type":"pause","event_timestamp":"2025-8-11T14:00:00","position_seconds":1}"#,
+            "bad_timestamp",
+        ),
+        (
+            r#"{"event_id":"x2","customer_id":"c1","title_id":"t","event_type":"pause","event_timestamp":"1970-01-01T00:00:00Z","position_seconds":1}"#,
+            "timestamp_out_of_range",
+        ),
+        (
+            r#"{"event_id":"x3","customer_id":"c1","title_id":"t","event_type":"pause","event_timestamp":"2025-08-14T00:00:00Z","position_seconds":1}"#,
+            "timestamp_out_of_range",
+        ),
         (r#"{"event_id":"x4","customer_id":"c1","title_id":"t","event_type":"SEEK","event_timestamp":"2025-08-11T14:00:00Z"}"#, "missing_position"),
-        (r#"{"event_id":"x5","customer_id":"c1","title_id":"t","event_type":"pause","event_timestamp":"2025-08-11T14:00:00Z","position_seconds":-4}"#, "negative_value"),
+        (
+            r#"{"event_id":"x5","customer_id":"c1","title_id":"t","event_type":"pause","event_timestamp":"2025-08-11T14:00:00Z","position_seconds":-4}"#,
+            "negative_value",
+        ),
     ];
     let long_line = format!(r#"{{"event_id":"long","pad":"{}"}}"#, "x".repeat(lake.config.bronze.max_line_bytes));
     let mut text: String = bad_lines.iter().map(|(line, _)| format!("{line}\n")).collect();
@@ -88,10 +107,7 @@ async fn every_bad_input_case_goes_to_rejects_and_the_rest_of_the_hour_is_ingest
     let truncated_rows = report.rows_written - 6;
     assert!(truncated_rows > 0 && truncated_rows < 500, "lines before the damage are kept: {truncated_rows}");
     assert_eq!(report.blank_lines, 1);
-    assert_eq!(
-        report.invalid_optional_fields,
-        BTreeMap::from([("bandwidth_mbps", 1), ("completion_percentage", 1), ("watch_duration_seconds", 1)])
-    );
+    assert_eq!(report.invalid_optional_fields, BTreeMap::from([("bandwidth_mbps", 1), ("completion_percentage", 1), ("watch_duration_seconds", 1)]));
 
     let events = lineage(&lake, &EVENTS).await;
     let rejects = lineage(&lake, &REJECTS).await;
@@ -213,7 +229,8 @@ async fn concurrent_hours(lake: TestLake) {
     // Hour 14 exists first, so its rerun removes files while 15 and 16
     // commit their first versions at the same time.
     ingest(&lake, Window::hour("2025-08-11T14").unwrap()).await;
-    let contexts: Vec<_> = ["2025-08-11T14", "2025-08-11T15", "2025-08-11T16"].iter().map(|h| lake.context("bronze-ingest", Window::hour(h).unwrap())).collect();
+    let contexts: Vec<_> =
+        ["2025-08-11T14", "2025-08-11T15", "2025-08-11T16"].iter().map(|h| lake.context("bronze-ingest", Window::hour(h).unwrap())).collect();
     let reports = futures::future::join_all(contexts.iter().map(|ctx| bronze_ingest::run(ctx, Options::default()))).await;
     for report in reports {
         assert_eq!(report.unwrap().rows_written, 600);

@@ -46,10 +46,11 @@ impl Changes {
 /// The change-log rows of every silver run whose window overlaps `window`,
 /// of the buckets `owned` keeps.
 pub async fn read(changes: &Table, window: Window, owned: impl Fn(u32) -> bool + Send + Sync + 'static) -> Result<Changes, LakeError> {
-    let files = changes.files_where(|key| match (key[0].as_deref().and_then(|v| parse_hour(v).ok()), key[1].as_deref().and_then(|v| parse_hour(v).ok())) {
-        (Some(start), Some(end)) => start < window.end && window.start < end,
-        _ => false,
-    });
+    let files =
+        changes.files_where(|key| match (key[0].as_deref().and_then(|v| parse_hour(v).ok()), key[1].as_deref().and_then(|v| parse_hour(v).ok())) {
+            (Some(start), Some(end)) => start < window.end && window.start < end,
+            _ => false,
+        });
     let owned = Arc::new(owned);
     let filter = RowFilter::new(&["customer_bucket"], move |batch: &RecordBatch| {
         batch.column(0).as_primitive::<Int32Type>().values().iter().map(|b| Some(owned(*b as u32))).collect()

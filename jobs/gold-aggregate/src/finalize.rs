@@ -26,7 +26,14 @@ pub struct FinalizeCounts {
     pub titles: u64,
 }
 
-pub async fn run(lake: &Location, buckets: u32, metadata: &Metadata, changes: &Changes, loaded_at: i64, meta: &CommitMeta) -> Result<FinalizeCounts, LakeError> {
+pub async fn run(
+    lake: &Location,
+    buckets: u32,
+    metadata: &Metadata,
+    changes: &Changes,
+    loaded_at: i64,
+    meta: &CommitMeta,
+) -> Result<FinalizeCounts, LakeError> {
     let (days, playing_days, titles) = (changes.start_days(), changes.playing_days(), changes.titles());
     let mut video_daily = Table::open(lake, &VIDEO_DAILY, buckets).await?;
     let mut qos = Table::open(lake, &QOS_HOURLY, buckets).await?;
@@ -122,9 +129,11 @@ fn sum_qos(parts: &[QosPart], loaded_at: i64) -> Vec<QosRow> {
                 buffering_events: group.iter().map(|p| p.buffering_events).sum(),
                 buffering_seconds,
                 watch_seconds,
-                rebuffer_ratio: (buffering_seconds + watch_seconds > 0.0).then(|| positive_zero(buffering_seconds / (buffering_seconds + watch_seconds))),
+                rebuffer_ratio: (buffering_seconds + watch_seconds > 0.0)
+                    .then(|| positive_zero(buffering_seconds / (buffering_seconds + watch_seconds))),
                 sessions_with_errors: group.iter().map(|p| p.sessions_with_errors).sum(),
-                avg_bandwidth_mbps: (bandwidth_count > 0).then(|| positive_zero(group.iter().map(|p| p.bandwidth_sum).sum::<f64>() / bandwidth_count as f64)),
+                avg_bandwidth_mbps: (bandwidth_count > 0)
+                    .then(|| positive_zero(group.iter().map(|p| p.bandwidth_sum).sum::<f64>() / bandwidth_count as f64)),
                 event_date: group[0].event_date,
                 _loaded_at: loaded_at,
             }
@@ -222,7 +231,12 @@ mod tests {
 
     #[test]
     fn concurrency_fills_every_interval_of_a_day_and_marks_the_peak() {
-        let part = |slot: i64, n: i64, bucket: i32| ConcurrencyPart { interval_start: slot * INTERVAL_MICROS, concurrent_sessions: n, event_date: 0, customer_bucket: bucket };
+        let part = |slot: i64, n: i64, bucket: i32| ConcurrencyPart {
+            interval_start: slot * INTERVAL_MICROS,
+            concurrent_sessions: n,
+            event_date: 0,
+            customer_bucket: bucket,
+        };
         let rows = sum_concurrency(&[part(3, 1, 0), part(3, 2, 1), part(5, 1, 0)], &BTreeSet::from([0, 1]), 9);
         assert_eq!(rows.len(), INTERVALS_PER_DAY, "a day without playing sessions has no rows");
         assert_eq!((rows[3].concurrent_sessions, rows[3].is_daily_peak, rows[5].is_daily_peak, rows[0].daily_peak_sessions), (3, true, false, 3));

@@ -8,7 +8,7 @@ struct Cli {
     #[command(flatten)]
     run: streamreel_lake::worker::RunArgs,
     /// Add the title-level tables up over every bucket, once every shard of
-    /// the window has run (a run with the default --shard 0/1 does it itself).
+    /// the window has run (a run without --shard does it itself).
     #[arg(long)]
     finalize: bool,
 }
@@ -17,7 +17,7 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let options = gold_aggregate::Options { finalize: cli.finalize };
     streamreel_lake::worker::run("gold-aggregate", &cli.run, |ctx| async move {
-        if options.finalize && !ctx.shard.is_all() {
+        if options.finalize && ctx.sharded {
             return Err(gold_aggregate::GoldError::FinalizeWithShard);
         }
         gold_aggregate::run(&ctx, options).await

@@ -31,7 +31,8 @@ pub fn engagement(sessions: &[&SessionRow], settings: &MetricSettings, metadata:
     let percent = |value: f64| duration.map(|d| positive_zero(100.0 * value / d));
     let score = duration.map(|d| {
         let w = &settings.engagement_weights;
-        let raw = 100.0 * (w.unique * (unique / d).min(1.0) + w.reach * (max_position / d).min(1.0) + w.completed * f64::from(u8::from(completion_count > 0)));
+        let raw = 100.0
+            * (w.unique * (unique / d).min(1.0) + w.reach * (max_position / d).min(1.0) + w.completed * f64::from(u8::from(completion_count > 0)));
         // 100 · (0.6 + 0.3 + 0.1) is 99.999… in binary floating point: round
         // away the representation error so tier boundaries hold exactly.
         positive_zero((raw * 1e9).round() / 1e9)
@@ -280,7 +281,12 @@ pub fn concurrency_parts(day: i32, sessions: &[SessionRow], customer_bucket: i32
         .into_iter()
         .enumerate()
         .filter(|(_, c)| *c > 0)
-        .map(|(i, c)| ConcurrencyPart { interval_start: day_start + i as i64 * INTERVAL_MICROS, concurrent_sessions: c, event_date: day, customer_bucket })
+        .map(|(i, c)| ConcurrencyPart {
+            interval_start: day_start + i as i64 * INTERVAL_MICROS,
+            concurrent_sessions: c,
+            event_date: day,
+            customer_bucket,
+        })
         .collect()
 }
 
@@ -396,8 +402,10 @@ mod tests {
         let mut other_viewer = peter();
         other_viewer.customer_id = "ana".into();
         let days = viewer_daily(&[peter(), other_title, next_day, other_viewer], 1);
-        let got: Vec<(i32, &str, i64, i64, f64, i64)> =
-            days.iter().map(|d| (d.event_date, d.customer_id.as_str(), d.sessions, d.titles_watched, d.watch_seconds, d.completed_sessions)).collect();
+        let got: Vec<(i32, &str, i64, i64, f64, i64)> = days
+            .iter()
+            .map(|d| (d.event_date, d.customer_id.as_str(), d.sessions, d.titles_watched, d.watch_seconds, d.completed_sessions))
+            .collect();
         assert_eq!(got, vec![(0, "ana", 1, 1, 130.0, 0), (0, "peter", 2, 2, 260.0, 1), (1, "peter", 1, 1, 130.0, 0)]);
     }
 

@@ -1,7 +1,7 @@
 //! The gold run: reads which sessions the window's silver runs rewrote (the
 //! silver change log), recomputes the shard's changed buckets, and, when one
-//! process owns every bucket or `--finalize` asks for it, adds the
-//! title-level tables up from their per-bucket partials.
+//! process owns the window (no `--shard`) or `--finalize` asks for it, adds
+//! the title-level tables up from their per-bucket partials.
 
 use std::time::Instant;
 
@@ -111,7 +111,7 @@ pub async fn run(ctx: &RunContext, options: Options) -> Result<GoldReport, GoldE
             report.bucket_days_recomputed = counts.1.days;
             report.plans += counts.2 as u64;
         }
-        if options.finalize || ctx.shard.is_all() {
+        if options.finalize || !ctx.sharded {
             let counts = replanning("gold-aggregate --finalize", |plan| {
                 let (lake, metadata, meta) = (&lake, &metadata, &meta);
                 async move {

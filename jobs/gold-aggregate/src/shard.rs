@@ -84,16 +84,22 @@ pub async fn run(input: &ShardInput<'_>, changes: &Changes) -> Result<ShardCount
     let meta = &input.meta;
     let change = tables.engagement.replace_partitions(out.bucket_partitions.clone(), &[encode(&ENGAGEMENT.schema, &out.engagement)?]).await?;
     tables.engagement.commit(change, meta).await?;
-    let change = tables.retention_parts.replace_partitions(out.bucket_partitions.clone(), &[encode(&RETENTION_PARTS.schema, &out.retention_parts)?]).await?;
+    let change =
+        tables.retention_parts.replace_partitions(out.bucket_partitions.clone(), &[encode(&RETENTION_PARTS.schema, &out.retention_parts)?]).await?;
     tables.retention_parts.commit(change, meta).await?;
     let change = tables.viewer_daily.replace_partitions(out.day_partitions.clone(), &[encode(&VIEWER_DAILY.schema, &out.viewer_daily)?]).await?;
     tables.viewer_daily.commit(change, meta).await?;
-    let change = tables.video_daily_parts.replace_partitions(out.day_partitions.clone(), &[encode(&VIDEO_DAILY_PARTS.schema, &out.video_daily_parts)?]).await?;
+    let change = tables
+        .video_daily_parts
+        .replace_partitions(out.day_partitions.clone(), &[encode(&VIDEO_DAILY_PARTS.schema, &out.video_daily_parts)?])
+        .await?;
     tables.video_daily_parts.commit(change, meta).await?;
     let change = tables.qos_parts.replace_partitions(out.day_partitions.clone(), &[encode(&QOS_HOURLY_PARTS.schema, &out.qos_parts)?]).await?;
     tables.qos_parts.commit(change, meta).await?;
-    let change =
-        tables.concurrency_parts.replace_partitions(out.playing_partitions.clone(), &[encode(&CONCURRENCY_PARTS.schema, &out.concurrency_parts)?]).await?;
+    let change = tables
+        .concurrency_parts
+        .replace_partitions(out.playing_partitions.clone(), &[encode(&CONCURRENCY_PARTS.schema, &out.concurrency_parts)?])
+        .await?;
     tables.concurrency_parts.commit(change, meta).await?;
     Ok(out.counts)
 }
@@ -115,7 +121,9 @@ async fn recompute_bucket(input: &ShardInput<'_>, tables: &Tables, bucket: u32, 
     let day_keys: BTreeSet<PartitionKey> = days.iter().map(|d| partition(*d, bucket)).collect();
     let mut sessions: Vec<SessionRow> = read_rows(&tables.sessions, |key| day_keys.contains(key)).await?;
     // Every sum then adds in one order, whatever the files' layout.
-    sessions.sort_by(|a, b| (a.session_start, &a.customer_id, &a.session_key, &a.title_id).cmp(&(b.session_start, &b.customer_id, &b.session_key, &b.title_id)));
+    sessions.sort_by(|a, b| {
+        (a.session_start, &a.customer_id, &a.session_key, &a.title_id).cmp(&(b.session_start, &b.customer_id, &b.session_key, &b.title_id))
+    });
 
     let mut by_key: BTreeMap<(&str, &str), Vec<&SessionRow>> = BTreeMap::new();
     for s in &sessions {
@@ -125,7 +133,8 @@ async fn recompute_bucket(input: &ShardInput<'_>, tables: &Tables, bucket: u32, 
     }
     let fresh: Vec<EngagementRow> = by_key.values().map(|own| engagement(own, input.settings, input.metadata, input.loaded_at)).collect();
     out.counts.viewer_videos += fresh.len() as u64;
-    let mut rows: Vec<EngagementRow> = existing.into_iter().filter(|r| !changed.viewer_titles.contains(&(r.customer_id.clone(), r.title_id.clone()))).collect();
+    let mut rows: Vec<EngagementRow> =
+        existing.into_iter().filter(|r| !changed.viewer_titles.contains(&(r.customer_id.clone(), r.title_id.clone()))).collect();
     rows.extend(fresh);
 
     // Retention of the changed titles, from every viewer of the bucket.

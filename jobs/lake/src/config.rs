@@ -181,11 +181,9 @@ impl Config {
         } else {
             serde_yaml::from_str(text).map_err(|e| LakeError::ConfigParse { path: PathBuf::new(), cause: e.to_string() })?
         };
-        for (name, field) in [
-            (ENV_LANDING_URL, &mut config.landing_url),
-            (ENV_LAKE_URL, &mut config.lake_url),
-            (ENV_METADATA_URL, &mut config.metadata_url),
-        ] {
+        for (name, field) in
+            [(ENV_LANDING_URL, &mut config.landing_url), (ENV_LAKE_URL, &mut config.lake_url), (ENV_METADATA_URL, &mut config.metadata_url)]
+        {
             if let Some(value) = env(name).filter(|v| !v.is_empty()) {
                 *field = value;
             }

@@ -70,7 +70,8 @@ pub fn clean(cause: &dyn std::fmt::Display) -> String {
             let tag = |name: &str| {
                 let open = format!("<{name}>");
                 let body = &text[at..];
-                body.find(&open).and_then(|s| body[s + open.len()..].find(&format!("</{name}>")).map(|e| body[s + open.len()..s + open.len() + e].to_string()))
+                body.find(&open)
+                    .and_then(|s| body[s + open.len()..].find(&format!("</{name}>")).map(|e| body[s + open.len()..s + open.len() + e].to_string()))
             };
             let summary: Vec<String> = [tag("Code"), tag("Message")].into_iter().flatten().collect();
             format!("{} {}", text[..at].trim_end(), summary.join(": "))

@@ -151,8 +151,7 @@ fn normalize(path: &FsPath) -> PathBuf {
 }
 
 fn aws_environment() -> Vec<(String, String)> {
-    let mut vars: Vec<(String, String)> =
-        AWS_ENV_KEYS.iter().filter_map(|key| std::env::var(key).ok().map(|v| (key.to_string(), v))).collect();
+    let mut vars: Vec<(String, String)> = AWS_ENV_KEYS.iter().filter_map(|key| std::env::var(key).ok().map(|v| (key.to_string(), v))).collect();
     if !vars.iter().any(|(k, _)| k == "AWS_REGION") {
         let region = std::env::var("AWS_DEFAULT_REGION").unwrap_or_else(|_| "us-east-1".into());
         vars.push(("AWS_REGION".into(), region));

@@ -18,11 +18,7 @@ impl Window {
             }
         }
         if end <= start {
-            return Err(LakeError::Window(format!(
-                "end {} is not after start {}",
-                format_hour(end),
-                format_hour(start)
-            )));
+            return Err(LakeError::Window(format!("end {} is not after start {}", format_hour(end), format_hour(start))));
         }
         Ok(Window { start, end })
     }
@@ -69,21 +65,14 @@ pub fn format_hour(t: DateTime<Utc>) -> String {
 /// RFC 3339 with an offset (what Airflow's `data_interval_start` renders).
 pub fn parse_hour(text: &str) -> Result<DateTime<Utc>> {
     let text = text.trim();
-    let parsed = DateTime::parse_from_rfc3339(text)
-        .map(|t| t.with_timezone(&Utc))
-        .ok()
-        .or_else(|| {
-            ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S"]
-                .iter()
-                .find_map(|f| NaiveDateTime::parse_from_str(text, f).ok())
-                .or_else(|| NaiveDateTime::parse_from_str(&format!("{text}:00"), "%Y-%m-%dT%H:%M").ok())
-                .map(|naive| Utc.from_utc_datetime(&naive))
-        });
-    parsed.ok_or_else(|| {
-        LakeError::Window(format!(
-            "cannot read {text:?} as an hour (expected e.g. 2025-08-11T14)"
-        ))
-    })
+    let parsed = DateTime::parse_from_rfc3339(text).map(|t| t.with_timezone(&Utc)).ok().or_else(|| {
+        ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S"]
+            .iter()
+            .find_map(|f| NaiveDateTime::parse_from_str(text, f).ok())
+            .or_else(|| NaiveDateTime::parse_from_str(&format!("{text}:00"), "%Y-%m-%dT%H:%M").ok())
+            .map(|naive| Utc.from_utc_datetime(&naive))
+    });
+    parsed.ok_or_else(|| LakeError::Window(format!("cannot read {text:?} as an hour (expected e.g. 2025-08-11T14)")))
 }
 
 #[cfg(test)]

@@ -22,9 +22,10 @@ pub struct RunArgs {
     pub config: PathBuf,
     #[command(flatten)]
     pub window: WindowArgs,
-    /// The buckets this process owns, I/N: those with bucket mod N = I.
-    #[arg(long, default_value = "0/1", value_parser = |s: &str| Shard::parse(s).map_err(|e| e.to_string()))]
-    pub shard: Shard,
+    /// Run as one of N shards, owning the buckets b with b mod N = I. Without
+    /// it the run owns every bucket (and gold finalizes itself).
+    #[arg(long, env = "STREAMREEL_SHARD", value_parser = |s: &str| Shard::parse(s).map_err(|e| e.to_string()))]
+    pub shard: Option<Shard>,
     /// Names the run in the rows and commits it writes; by default derived
     /// from the worker and the window, so a rerun writes identical rows.
     #[arg(long)]
@@ -67,14 +68,18 @@ pub struct RunContext {
     pub config: Config,
     pub window: Window,
     pub shard: Shard,
+    /// Given as `--shard`: one of several processes sharing the window.
+    pub sharded: bool,
     pub run_id: String,
 }
 
 impl RunContext {
-    pub fn new(worker: &'static str, config: Config, window: Window, shard: Shard, run_id: Option<String>) -> Result<RunContext> {
-        let shard = shard.check(config.buckets)?;
+    /// A run owning `shard`'s buckets (`None`: every bucket, one process).
+    pub fn new(worker: &'static str, config: Config, window: Window, shard: Option<Shard>, run_id: Option<String>) -> Result<RunContext> {
+        let sharded = shard.is_some();
+        let shard = shard.unwrap_or(Shard::ALL).check(config.buckets)?;
         let run_id = run_id.unwrap_or_else(|| format!("{worker}:{}/{}", format_hour(window.start), format_hour(window.end)));
-        Ok(RunContext { worker, config, window, shard, run_id })
+        Ok(RunContext { worker, config, window, shard, sharded, run_id })
     }
 
     pub fn commit_meta(&self) -> CommitMeta {

@@ -93,6 +93,10 @@ impl<'a> EventColumns<'a> {
         self.event_id.len()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.event_id.is_empty()
+    }
+
     /// Where the row came from: the tie-break of duplicates (first wins).
     pub fn rank(&self, row: usize) -> (&'a str, i64) {
         (self.source_object.value(row), self.line_number.value(row))

@@ -166,7 +166,12 @@ mod tests {
 
     #[test]
     fn a_rerun_sees_its_own_copies_and_changes_nothing() {
-        let copies = [copy("a", 0, Origin::Kept((0, 0))), copy("a", 0, Origin::Candidate((1, 0))), copy("b", 0, Origin::Lost), copy("b", 0, Origin::Candidate((1, 1)))];
+        let copies = [
+            copy("a", 0, Origin::Kept((0, 0))),
+            copy("a", 0, Origin::Candidate((1, 0))),
+            copy("b", 0, Origin::Lost),
+            copy("b", 0, Origin::Candidate((1, 1))),
+        ];
         let r = resolve(&copies, H, ALL, none);
         assert_eq!(r.already_present, 2);
         assert!(r.new_kept.is_empty() && r.new_lost.is_empty() && r.displaced.is_empty());

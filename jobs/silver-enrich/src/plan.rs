@@ -109,7 +109,8 @@ pub struct PlanInput<'a> {
 }
 
 pub async fn plan(input: &PlanInput<'_>, candidates: &[RecordBatch]) -> Result<Plan, SilverError> {
-    let mut plan = Plan { counters: Counters { bronze_rows: candidates.iter().map(|b| b.num_rows() as u64).sum(), ..Default::default() }, ..Default::default() };
+    let mut plan =
+        Plan { counters: Counters { bronze_rows: candidates.iter().map(|b| b.num_rows() as u64).sum(), ..Default::default() }, ..Default::default() };
     let columns: Vec<EventColumns<'_>> = candidates.iter().map(EventColumns::new).collect();
     let times = columns.iter().flat_map(|c| c.timestamp.values().iter().copied());
     // With no candidates the read range is empty and nothing is looked up.
@@ -123,7 +124,8 @@ pub async fn plan(input: &PlanInput<'_>, candidates: &[RecordBatch]) -> Result<P
         if candidates.iter().all(|b| b.num_rows() == 0) {
             break (Vec::new(), Vec::new(), Vec::new(), Resolution::default());
         }
-        let (stored, stored_files) = lookup_events(input, &mut plan.events_read, read, RowFilter::new(&["event_key"], key_filter(keys.clone(), "event_key")), None).await?;
+        let (stored, stored_files) =
+            lookup_events(input, &mut plan.events_read, read, RowFilter::new(&["event_key"], key_filter(keys.clone(), "event_key")), None).await?;
         let lost = lookup_duplicates(input, &mut plan.duplicates_read, read, keys.clone()).await?;
         let stored_columns: Vec<EventColumns<'_>> = stored.iter().map(EventColumns::new).collect();
         let resolution = resolve_copies(&columns, &stored_columns, &lost, horizon, read);
@@ -225,16 +227,34 @@ fn resolve_copies<'a>(
     let mut copies: Vec<Copy<'a>> = Vec::new();
     for (b, c) in candidates.iter().enumerate() {
         for r in 0..c.len() {
-            copies.push(Copy { customer_id: c.customer_id.value(r), event_id: c.event_id.value(r), time: c.timestamp.value(r), rank: c.rank(r), origin: Origin::Candidate((b as u32, r as u32)) });
+            copies.push(Copy {
+                customer_id: c.customer_id.value(r),
+                event_id: c.event_id.value(r),
+                time: c.timestamp.value(r),
+                rank: c.rank(r),
+                origin: Origin::Candidate((b as u32, r as u32)),
+            });
         }
     }
     for (b, c) in stored.iter().enumerate() {
         for r in 0..c.len() {
-            copies.push(Copy { customer_id: c.customer_id.value(r), event_id: c.event_id.value(r), time: c.timestamp.value(r), rank: c.rank(r), origin: Origin::Kept((offset + b as u32, r as u32)) });
+            copies.push(Copy {
+                customer_id: c.customer_id.value(r),
+                event_id: c.event_id.value(r),
+                time: c.timestamp.value(r),
+                rank: c.rank(r),
+                origin: Origin::Kept((offset + b as u32, r as u32)),
+            });
         }
     }
     for d in lost {
-        copies.push(Copy { customer_id: &d.customer_id, event_id: &d.event_id, time: d.event_timestamp, rank: (&d.source_object, d.line_number), origin: Origin::Lost });
+        copies.push(Copy {
+            customer_id: &d.customer_id,
+            event_id: &d.event_id,
+            time: d.event_timestamp,
+            rank: (&d.source_object, d.line_number),
+            origin: Origin::Lost,
+        });
     }
     resolve(&copies, horizon, read, |origin| match origin {
         Origin::Candidate((b, r)) => Some(candidates[b as usize].content(r as usize)),
@@ -287,7 +307,12 @@ async fn lookup_events(
     Ok((batches, files))
 }
 
-async fn lookup_duplicates(input: &PlanInput<'_>, read_set: &mut BTreeSet<PartitionKey>, read: (i64, i64), keys: Arc<HashSet<i64>>) -> Result<Vec<DuplicateRow>, SilverError> {
+async fn lookup_duplicates(
+    input: &PlanInput<'_>,
+    read_set: &mut BTreeSet<PartitionKey>,
+    read: (i64, i64),
+    keys: Arc<HashSet<i64>>,
+) -> Result<Vec<DuplicateRow>, SilverError> {
     let scope = partitions_between(input.buckets, read.0, read.1);
     read_set.extend(scope.iter().cloned());
     let files = input.tables.duplicates.files_where(|key| scope.contains(key));
@@ -331,7 +356,8 @@ async fn recompute(
         let filter = RowFilter::new(&["session_hash"], key_filter(hashes.clone(), "session_hash"));
         let (stored, _) = lookup_events(input, &mut plan.events_read, (lo, hi), filter, Some(intervals.clone())).await?;
         let stored_columns: Vec<EventColumns<'_>> = stored.iter().map(EventColumns::new).collect();
-        let session_scope_keys = (day_of(lo) - SESSION_DAYS_BACK..=day_of(hi)).flat_map(|d| input.buckets.iter().map(move |b| partition(d, *b))).collect::<BTreeSet<_>>();
+        let session_scope_keys =
+            (day_of(lo) - SESSION_DAYS_BACK..=day_of(hi)).flat_map(|d| input.buckets.iter().map(move |b| partition(d, *b))).collect::<BTreeSet<_>>();
         plan.sessions_read.extend(session_scope_keys.iter().cloned());
         let old = old_sessions(&input.tables.sessions, &session_scope_keys, hashes.clone()).await?;
 
@@ -356,7 +382,12 @@ async fn recompute(
                 let read = ranges[&(customer.clone(), key.clone())];
                 let mut rows: Vec<_> = events
                     .get(&(customer.as_str(), key.as_str()))
-                    .map(|rows| rows.iter().map(|&(b, r)| (all[b as usize].session_event(r as usize), (b, r))).filter(|(e, _)| read.0 <= e.timestamp_micros && e.timestamp_micros <= read.1).collect())
+                    .map(|rows| {
+                        rows.iter()
+                            .map(|&(b, r)| (all[b as usize].session_event(r as usize), (b, r)))
+                            .filter(|(e, _)| read.0 <= e.timestamp_micros && e.timestamp_micros <= read.1)
+                            .collect()
+                    })
                     .unwrap_or_default();
                 rows.sort_by(|a: &(crate::segments::SessionEvent<'_>, RowRef), b| event_order(&a.0, &b.0));
                 KeyWork {
@@ -365,12 +396,26 @@ async fn recompute(
                     events: rows,
                     read,
                     seeds: times.clone(),
-                    old: old.get(&(customer.clone(), key.clone())).map(|rows| rows.iter().map(|s| (s.session_start, s.session_end)).collect()).unwrap_or_default(),
+                    old: old
+                        .get(&(customer.clone(), key.clone()))
+                        .map(|rows| rows.iter().map(|s| (s.session_start, s.session_end)).collect())
+                        .unwrap_or_default(),
                 }
             })
             .collect();
         let results: Vec<Recomputed> = shares_on_cores(&works, |share| {
-            share.iter().map(|work| recompute_key(&all, work, input.settings, input.metadata, streamreel_tables::customer_bucket(work.customer_id, input.total_buckets))).collect::<Vec<_>>()
+            share
+                .iter()
+                .map(|work| {
+                    recompute_key(
+                        &all,
+                        work,
+                        input.settings,
+                        input.metadata,
+                        streamreel_tables::customer_bucket(work.customer_id, input.total_buckets),
+                    )
+                })
+                .collect::<Vec<_>>()
         })
         .into_iter()
         .flatten()
@@ -392,8 +437,15 @@ async fn recompute(
         for (work, result) in works.iter().zip(results) {
             let identity = (work.customer_id.to_string(), work.session_key.to_string());
             let bucket = streamreel_tables::customer_bucket(work.customer_id, input.total_buckets) as i32;
-            for old in old.get(&identity).into_iter().flatten().filter(|s| result.region.iter().any(|&(a, b)| a <= s.session_start && s.session_start <= b)) {
-                plan.changes.push(ChangeRow { customer_bucket: bucket, window_start: window_start.clone(), window_end: window_end.clone(), ..old.clone() });
+            for old in
+                old.get(&identity).into_iter().flatten().filter(|s| result.region.iter().any(|&(a, b)| a <= s.session_start && s.session_start <= b))
+            {
+                plan.changes.push(ChangeRow {
+                    customer_bucket: bucket,
+                    window_start: window_start.clone(),
+                    window_end: window_end.clone(),
+                    ..old.clone()
+                });
             }
             for new in &result.sessions {
                 plan.changes.push(ChangeRow {
@@ -424,19 +476,25 @@ async fn recompute(
 
 /// Stored session rows of the identities hashed in `hashes`, by identity,
 /// as change-log rows (the session columns they share).
-async fn old_sessions(sessions: &Table, scope: &BTreeSet<PartitionKey>, hashes: Arc<HashSet<i64>>) -> Result<HashMap<(String, String), Vec<ChangeRow>>, SilverError> {
+async fn old_sessions(
+    sessions: &Table,
+    scope: &BTreeSet<PartitionKey>,
+    hashes: Arc<HashSet<i64>>,
+) -> Result<HashMap<(String, String), Vec<ChangeRow>>, SilverError> {
     let files = sessions.files_where(|key| scope.contains(key));
     let filter = RowFilter::new(&["customer_id", "session_key"], move |batch: &RecordBatch| {
         let customer = batch.column_by_name("customer_id").expect("customer_id").as_string::<i32>();
         let key = batch.column_by_name("session_key").expect("session_key").as_string::<i32>();
         (0..batch.num_rows()).map(|i| Some(hashes.contains(&key_hash(&[customer.value(i), key.value(i)])))).collect()
     });
-    let batches = sessions.scan(files).columns(&["customer_id", "title_id", "session_key", "session_start", "session_end"]).filter(filter).read().await?;
+    let batches =
+        sessions.scan(files).columns(&["customer_id", "title_id", "session_key", "session_start", "session_end"]).filter(filter).read().await?;
     let mut old: HashMap<(String, String), Vec<ChangeRow>> = HashMap::new();
     for batch in &batches {
         let text = |n: &str| batch.column_by_name(n).expect("session column").as_string::<i32>().clone();
         let time = |n: &str| batch.column_by_name(n).expect("session column").as_primitive::<TimestampMicrosecondType>().clone();
-        let (customer, title, key, start, end) = (text("customer_id"), text("title_id"), text("session_key"), time("session_start"), time("session_end"));
+        let (customer, title, key, start, end) =
+            (text("customer_id"), text("title_id"), text("session_key"), time("session_start"), time("session_end"));
         for i in 0..batch.num_rows() {
             old.entry((customer.value(i).to_string(), key.value(i).to_string())).or_default().push(ChangeRow {
                 customer_id: customer.value(i).to_string(),

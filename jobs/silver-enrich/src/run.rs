@@ -156,7 +156,11 @@ async fn run_chunk(
         let candidates: Vec<RecordBatch> = map_on_cores(&bronze_batches, |b| to_silver(b, &enrichment));
         drop(bronze_batches);
         let (invalid_optional_fields, missing_metadata_events) = quality_counts(&candidates);
-        info!(rows = candidates.iter().map(|b| b.num_rows()).sum::<usize>(), seconds = started.elapsed().as_secs_f64(), "read and enriched the window's bronze rows");
+        info!(
+            rows = candidates.iter().map(|b| b.num_rows()).sum::<usize>(),
+            seconds = started.elapsed().as_secs_f64(),
+            "read and enriched the window's bronze rows"
+        );
 
         let input = PlanInput {
             tables: &tables,
@@ -190,7 +194,9 @@ fn quality_counts(candidates: &[RecordBatch]) -> (BTreeMap<String, u64>, u64) {
             }
         }
         let flags = batch.column_by_name("quality_flags").expect("quality_flags").as_list::<i32>();
-        missing += flags.iter().flatten().filter(|list| list.as_string::<i32>().iter().flatten().any(|f| f == crate::enrich::MISSING_METADATA)).count() as u64;
+        missing +=
+            flags.iter().flatten().filter(|list| list.as_string::<i32>().iter().flatten().any(|f| f == crate::enrich::MISSING_METADATA)).count()
+                as u64;
     }
     (invalid.into_iter().collect(), missing)
 }

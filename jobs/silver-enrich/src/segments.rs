@@ -27,10 +27,7 @@ pub fn sort_events(events: &mut [SessionEvent<'_>]) {
 }
 
 pub fn event_order(a: &SessionEvent<'_>, b: &SessionEvent<'_>) -> std::cmp::Ordering {
-    a.timestamp_micros
-        .cmp(&b.timestamp_micros)
-        .then(a.kind.tie_rank().cmp(&b.kind.tie_rank()))
-        .then_with(|| a.event_id.cmp(b.event_id))
+    a.timestamp_micros.cmp(&b.timestamp_micros).then(a.kind.tie_rank().cmp(&b.kind.tie_rank())).then_with(|| a.event_id.cmp(b.event_id))
 }
 
 /// Splits sorted events wherever two consecutive ones are more than the

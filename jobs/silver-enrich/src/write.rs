@@ -26,9 +26,13 @@ pub async fn apply(tables: &mut Tables, plan: Plan, meta: &CommitMeta) -> Result
     tables.duplicates.commit(duplicates, meta).await?;
 
     let regions = region_filter(plan.regions);
-    let segments = tables.segments.replace_rows(plan.segment_scope, regions.clone(), &[encode(&SEGMENTS.schema, &plan.segments)?], plan.sessions_read.clone()).await?;
+    let segments = tables
+        .segments
+        .replace_rows(plan.segment_scope, regions.clone(), &[encode(&SEGMENTS.schema, &plan.segments)?], plan.sessions_read.clone())
+        .await?;
     tables.segments.commit(segments, meta).await?;
-    let sessions = tables.sessions.replace_rows(plan.session_scope, regions, &[encode(&SESSIONS.schema, &plan.sessions)?], plan.sessions_read).await?;
+    let sessions =
+        tables.sessions.replace_rows(plan.session_scope, regions, &[encode(&SESSIONS.schema, &plan.sessions)?], plan.sessions_read).await?;
     tables.sessions.commit(sessions, meta).await?;
 
     let displaced = Arc::new(plan.displaced);
@@ -67,7 +71,9 @@ async fn duplicates_change(table: &Table, rows: Vec<DuplicateRow>, reads: BTreeS
 
 /// Selects the stored rows of each identity that start inside its region.
 fn region_filter(regions: Regions) -> RowFilter {
-    let mut by_hash: HashMap<i64, Vec<(String, String, Vec<(i64, i64)>)>> = HashMap::new();
+    // Identities by the hash of (customer, session key), checked by their text.
+    type Identities = Vec<(String, String, Vec<(i64, i64)>)>;
+    let mut by_hash: HashMap<i64, Identities> = HashMap::new();
     for ((customer, key), region) in regions {
         by_hash.entry(key_hash(&[&customer, &key])).or_default().push((customer, key, region));
     }

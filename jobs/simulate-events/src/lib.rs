@@ -64,7 +64,13 @@ impl FaultCounts {
     }
 
     pub fn total(&self) -> u64 {
-        self.conflicting_copies + self.reused_ids + self.shared_session_sessions + self.bad_optional_fields + self.odd_objects + self.damaged_objects + self.hidden_objects
+        self.conflicting_copies
+            + self.reused_ids
+            + self.shared_session_sessions
+            + self.bad_optional_fields
+            + self.odd_objects
+            + self.damaged_objects
+            + self.hidden_objects
     }
 }
 
@@ -129,10 +135,8 @@ pub struct SimulationReport {
 }
 
 /// Viewers by hour of day (UTC), midpoints of the ranges of seed 002.
-const VIEWERS_BY_HOUR: [f64; 24] = [
-    11.5, 11.5, 3.5, 3.5, 3.5, 3.5, 7.5, 7.5, 7.5, 7.5, 11.5, 11.5, 11.5, 11.5, 14.0, 14.0, 14.0, 14.0, 20.0, 20.0, 20.0,
-    20.0, 11.5, 11.5,
-];
+const VIEWERS_BY_HOUR: [f64; 24] =
+    [11.5, 11.5, 3.5, 3.5, 3.5, 3.5, 7.5, 7.5, 7.5, 7.5, 11.5, 11.5, 11.5, 11.5, 14.0, 14.0, 14.0, 14.0, 20.0, 20.0, 20.0, 20.0, 11.5, 11.5];
 
 #[derive(Debug, thiserror::Error)]
 pub enum SimulationError {
@@ -200,10 +204,7 @@ pub async fn simulate(spec: &SimulationSpec, titles: &[Title], landing: &Locatio
             report.objects += 1;
             report.compressed_bytes += object.bytes.len() as u64;
             use object_store::ObjectStoreExt;
-            store
-                .put(&path, object.bytes.into())
-                .await
-                .map_err(|source| SimulationError::Write { object: relative, source })?;
+            store.put(&path, object.bytes.into()).await.map_err(|source| SimulationError::Write { object: relative, source })?;
         }
     }
     let hour_text = |t: DateTime<Utc>| streamreel_lake::window::format_hour(t);
@@ -217,7 +218,7 @@ pub async fn simulate(spec: &SimulationSpec, titles: &[Title], landing: &Locatio
 /// An object being written: gzip as it goes, or (with odd objects) plain
 /// lines, encoded at the end.
 enum Sink {
-    Gzip(GzEncoder<Vec<u8>>),
+    Gzip(Box<GzEncoder<Vec<u8>>>),
     Plain(Vec<u8>),
 }
 
@@ -236,7 +237,8 @@ fn generate_hour(spec: &SimulationSpec, population: &Population, hour: u32, budg
     let faults = &spec.faults;
     let hour_start = spec.date.and_hms_opt(hour, 0, 0).expect("valid hour").and_utc();
     let mut objects: BTreeMap<(DateTime<Utc>, String), Sink> = BTreeMap::new();
-    let new_sink = || if faults.odd_objects { Sink::Plain(Vec::new()) } else { Sink::Gzip(GzEncoder::new(Vec::new(), Compression::fast())) };
+    let new_sink =
+        || if faults.odd_objects { Sink::Plain(Vec::new()) } else { Sink::Gzip(Box::new(GzEncoder::new(Vec::new(), Compression::fast()))) };
     let mut report = SimulationReport::default();
     let mut line = String::with_capacity(1024);
     let mut session_index = 0u64;
@@ -246,7 +248,8 @@ fn generate_hour(spec: &SimulationSpec, population: &Population, hour: u32, budg
         session_index += 1;
         report.sessions += 1;
         let shard = (session_index % spec.shards.max(1) as u64) as u32;
-        let shared_session = chance(&mut faults_rng, faults.shared_session_ids).then(|| if faults_rng.random_bool(0.5) { "undefined" } else { "null" });
+        let shared_session =
+            chance(&mut faults_rng, faults.shared_session_ids).then(|| if faults_rng.random_bool(0.5) { "undefined" } else { "null" });
         report.fault_counts.shared_session_sessions += u64::from(shared_session.is_some());
         for mut event in plan.events(&mut rng, population) {
             if let Some(id) = shared_session {

@@ -49,13 +49,18 @@ const DEVICES: [(&str, f64, &[&str]); 4] = [
     ("web", 0.25, &["Windows", "macOS", "Linux"]),
     ("tablet", 0.10, &["iPadOS", "Android"]),
 ];
-const QUALITIES: [(&str, f64); 3] = [("HD", 0.60), ("SD", 0.25), ("4K", 0.15)];
+static QUALITIES: [(&str, f64); 3] = [("HD", 0.60), ("SD", 0.25), ("4K", 0.15)];
 const APP_VERSIONS: [&str; 4] = ["5.2.1", "5.2.0", "5.1.4", "4.9.9"];
 const CONNECTIONS: [&str; 4] = ["wifi", "mobile", "fiber", "cable"];
 /// (country, share, [(state, city)], ISPs)
 type Country = (&'static str, f64, &'static [(&'static str, &'static str)], &'static [&'static str]);
 const GEOGRAPHY: [Country; 6] = [
-    ("United States", 0.50, &[("California", "Los Angeles"), ("New York", "New York"), ("Texas", "Austin"), ("Illinois", "Chicago")], &["Comcast", "Spectrum", "AT&T", "Verizon"]),
+    (
+        "United States",
+        0.50,
+        &[("California", "Los Angeles"), ("New York", "New York"), ("Texas", "Austin"), ("Illinois", "Chicago")],
+        &["Comcast", "Spectrum", "AT&T", "Verizon"],
+    ),
     ("United Kingdom", 0.12, &[("England", "London"), ("Scotland", "Glasgow")], &["BT", "Virgin Media", "Sky"]),
     ("Canada", 0.10, &[("Ontario", "Toronto"), ("Quebec", "Montreal")], &["Rogers", "Bell"]),
     ("Germany", 0.10, &[("Bavaria", "Munich"), ("Berlin", "Berlin")], &["Deutsche Telekom", "Vodafone"]),
@@ -91,12 +96,7 @@ impl Population {
                 let devices = (0..device_count)
                     .map(|d| {
                         let (kind, _, systems) = DEVICES[*pick(&mut rng, &devices)];
-                        Device {
-                            id: format!("DEV_{:06x}{d}", i),
-                            kind,
-                            os: one(&mut rng, systems),
-                            app_version: one(&mut rng, &APP_VERSIONS),
-                        }
+                        Device { id: format!("DEV_{:06x}{d}", i), kind, os: one(&mut rng, systems), app_version: one(&mut rng, &APP_VERSIONS) }
                     })
                     .collect();
                 let (country, _, places, isps) = GEOGRAPHY[*pick(&mut rng, &geography)];
@@ -185,8 +185,14 @@ impl SessionPlan {
             // (customer, device).
             session_id: (!rng.random_bool(0.03)).then(|| format!("SES_{:x}_{hour:02}_{index:07}", population.seed)),
             event_prefix: format!("EVT_{:x}_{hour:02}_{index:07}", population.seed),
-            speed: if rng.random_bool(0.04) { 2.0 } else if rng.random_bool(0.04) { 1.5 } else { 1.0 },
-            quality: *pick(rng, &QUALITIES),
+            speed: if rng.random_bool(0.04) {
+                2.0
+            } else if rng.random_bool(0.04) {
+                1.5
+            } else {
+                1.0
+            },
+            quality: pick::<&'static str>(rng, &QUALITIES),
             unknown_title: rng.random_bool(0.003),
         }
     }
@@ -199,15 +205,20 @@ impl SessionPlan {
         let mut title_index = self.title;
         let mut events: Vec<SimEvent<'p>> = Vec::new();
         let mut time = self.start;
-        let mut position = if rng.random_bool(0.2) {
-            (rng.random::<f64>() * population.titles[title_index].duration * 0.8).floor()
-        } else {
-            0.0
-        };
+        let mut position = if rng.random_bool(0.2) { (rng.random::<f64>() * population.titles[title_index].duration * 0.8).floor() } else { 0.0 };
         let (mut watched, mut buffering_events, mut buffering_seconds, mut errors) = (0.0, 0u32, 0.0, 0u32);
         let mut quality = self.quality;
         let bandwidth = customer.bandwidth;
-        let emit = |events: &mut Vec<SimEvent<'p>>, kind: &'static str, time: DateTime<Utc>, position: f64, title_index: usize, watched: f64, quality: &'static str, be: u32, bs: f64, errs: u32| {
+        let emit = |events: &mut Vec<SimEvent<'p>>,
+                    kind: &'static str,
+                    time: DateTime<Utc>,
+                    position: f64,
+                    title_index: usize,
+                    watched: f64,
+                    quality: &'static str,
+                    be: u32,
+                    bs: f64,
+                    errs: u32| {
             let title = if self.unknown_title { None } else { Some(&population.titles[title_index]) };
             events.push(SimEvent {
                 event_id: format!("{}_{:03}", self.event_prefix, events.len()),
@@ -255,7 +266,18 @@ impl SessionPlan {
                     if rng.random_bool(0.01) {
                         position = (position + rng.random_range(30.0..300.0)).min(duration - 1.0).max(0.0);
                     }
-                    emit(&mut events, alias(rng, "heartbeat"), time, position, title_index, watched, quality, buffering_events, buffering_seconds, errors);
+                    emit(
+                        &mut events,
+                        alias(rng, "heartbeat"),
+                        time,
+                        position,
+                        title_index,
+                        watched,
+                        quality,
+                        buffering_events,
+                        buffering_seconds,
+                        errors,
+                    );
                 }
             }
             if finished {
@@ -276,9 +298,31 @@ impl SessionPlan {
             let action: f64 = rng.random();
             match action {
                 a if a < 0.33 => {
-                    emit(&mut events, alias(rng, "pause"), time, position, title_index, watched, quality, buffering_events, buffering_seconds, errors);
+                    emit(
+                        &mut events,
+                        alias(rng, "pause"),
+                        time,
+                        position,
+                        title_index,
+                        watched,
+                        quality,
+                        buffering_events,
+                        buffering_seconds,
+                        errors,
+                    );
                     time += Duration::seconds(rng.random_range(3..400));
-                    emit(&mut events, alias(rng, "resume"), time, position, title_index, watched, quality, buffering_events, buffering_seconds, errors);
+                    emit(
+                        &mut events,
+                        alias(rng, "resume"),
+                        time,
+                        position,
+                        title_index,
+                        watched,
+                        quality,
+                        buffering_events,
+                        buffering_seconds,
+                        errors,
+                    );
                 }
                 a if a < 0.47 => {
                     let target = if rng.random_bool(0.6) {
@@ -310,14 +354,36 @@ impl SessionPlan {
                     title_index = population.title(rng);
                     position = 0.0;
                     time += Duration::seconds(rng.random_range(1..20));
-                    emit(&mut events, alias(rng, "start"), time, position, title_index, watched, quality, buffering_events, buffering_seconds, errors);
+                    emit(
+                        &mut events,
+                        alias(rng, "start"),
+                        time,
+                        position,
+                        title_index,
+                        watched,
+                        quality,
+                        buffering_events,
+                        buffering_seconds,
+                        errors,
+                    );
                 }
                 a if a < 0.76 => {
                     // Browser closed: no closing event. Sometimes the viewer
                     // comes back later with the same session id.
                     if self.session_id.is_some() && rng.random_bool(0.3) {
                         time += Duration::seconds(rng.random_range(1900..5400));
-                        emit(&mut events, alias(rng, "start"), time, position, title_index, watched, quality, buffering_events, buffering_seconds, errors);
+                        emit(
+                            &mut events,
+                            alias(rng, "start"),
+                            time,
+                            position,
+                            title_index,
+                            watched,
+                            quality,
+                            buffering_events,
+                            buffering_seconds,
+                            errors,
+                        );
                         continue;
                     }
                     break;

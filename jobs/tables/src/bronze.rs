@@ -163,11 +163,7 @@ impl LandingPartition {
     }
 
     pub fn key(&self) -> PartitionKey {
-        vec![
-            Some(date_value(time::day_of(self.hour.timestamp_micros()))),
-            Some(self.hour.hour().to_string()),
-            Some(self.object_bucket.to_string()),
-        ]
+        vec![Some(date_value(time::day_of(self.hour.timestamp_micros()))), Some(self.hour.hour().to_string()), Some(self.object_bucket.to_string())]
     }
 
     pub fn from_key(key: &PartitionKey) -> Option<LandingPartition> {

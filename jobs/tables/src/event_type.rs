@@ -69,13 +69,7 @@ impl EventType {
     pub fn is_playback(self) -> bool {
         matches!(
             self,
-            EventType::Start
-                | EventType::Resume
-                | EventType::Heartbeat
-                | EventType::Pause
-                | EventType::Seek
-                | EventType::Stop
-                | EventType::Complete
+            EventType::Start | EventType::Resume | EventType::Heartbeat | EventType::Pause | EventType::Seek | EventType::Stop | EventType::Complete
         )
     }
 

@@ -459,7 +459,8 @@ mod tests {
         let part = RetentionPart { title_id: "t".into(), bucket: 3, viewers: 2, dropoff_viewers: 1, total_viewers: 2, customer_bucket: 5 };
         let batch = streamreel_lake::rows::encode(&RETENTION_PARTS.schema, std::slice::from_ref(&part)).unwrap();
         assert_eq!(streamreel_lake::rows::decode::<RetentionPart>(&batch).unwrap(), vec![part]);
-        let row = ConcurrencyRow { interval_start: 0, concurrent_sessions: 1, daily_peak_sessions: 1, is_daily_peak: true, event_date: 0, _loaded_at: 1 };
+        let row =
+            ConcurrencyRow { interval_start: 0, concurrent_sessions: 1, daily_peak_sessions: 1, is_daily_peak: true, event_date: 0, _loaded_at: 1 };
         assert_eq!(streamreel_lake::rows::encode(&CONCURRENCY.schema, &[row]).unwrap().num_rows(), 1);
     }
 }

@@ -84,12 +84,14 @@ impl TestLake {
     }
 
     /// The context of a run of `worker` over `window` (one shard of all).
+    /// The context of a run of `worker` over `window` by one process.
     pub fn context(&self, worker: &'static str, window: Window) -> RunContext {
-        self.shard_context(worker, window, Shard::ALL)
+        RunContext::new(worker, self.config.clone(), window, None, None).expect("run context")
     }
 
+    /// The context of one shard's run (`--shard I/N`).
     pub fn shard_context(&self, worker: &'static str, window: Window, shard: Shard) -> RunContext {
-        RunContext::new(worker, self.config.clone(), window, shard, None).expect("run context")
+        RunContext::new(worker, self.config.clone(), window, Some(shard), None).expect("run context")
     }
 
     /// Every row of a table as text, sorted: see [`table_rows`].

@@ -128,7 +128,8 @@ impl Table {
         } else {
             DeltaOperation::Write {
                 mode: if change.removes.is_empty() { SaveMode::Append } else { SaveMode::Overwrite },
-                partition_by: (!self.spec().partition_columns.is_empty()).then(|| self.spec().partition_columns.iter().map(|c| c.to_string()).collect()),
+                partition_by: (!self.spec().partition_columns.is_empty())
+                    .then(|| self.spec().partition_columns.iter().map(|c| c.to_string()).collect()),
                 predicate: None,
             }
         };
@@ -160,7 +161,10 @@ impl Table {
             }
         }
         let Some(version) = version else {
-            return Err(LakeError::Conflict { table, detail: format!("{}gave up after {MAX_RACES} commit races with other writers", meta.window_text()) });
+            return Err(LakeError::Conflict {
+                table,
+                detail: format!("{}gave up after {MAX_RACES} commit races with other writers", meta.window_text()),
+            });
         };
         kill_point("after", self.spec().path);
         for (v, actions) in &concurrent {
@@ -213,7 +217,11 @@ impl Table {
             if let Some(what) = touched {
                 return Err(LakeError::Conflict {
                     table: self.location().to_string(),
-                    detail: format!("{}a concurrent commit (version {version}, {}) {what}", meta.window_text(), describe_commit(&actions.commit_info)),
+                    detail: format!(
+                        "{}a concurrent commit (version {version}, {}) {what}",
+                        meta.window_text(),
+                        describe_commit(&actions.commit_info)
+                    ),
                 });
             }
             seen.push((version, actions));
@@ -268,7 +276,8 @@ pub(crate) async fn remove_stale_staging(location: &Location) {
             Some(v) => latest.is_some_and(|latest| v <= latest),
             None => name.starts_with("_commit_") && name.ends_with(".json.tmp"),
         };
-        let old = entry.metadata().ok().and_then(|m| m.modified().ok()).and_then(|t| t.elapsed().ok()).is_some_and(|age| age > Duration::from_secs(1));
+        let old =
+            entry.metadata().ok().and_then(|m| m.modified().ok()).and_then(|t| t.elapsed().ok()).is_some_and(|age| age > Duration::from_secs(1));
         if stale && old {
             debug!(file = %name, "removing debris of a killed commit");
             let _ = std::fs::remove_file(entry.path());

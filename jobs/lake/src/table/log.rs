@@ -200,7 +200,10 @@ pub async fn read_latest(store: &dyn ObjectStore, partition_columns: &[&str]) ->
     // Without a hint, the newest checkpoint listed (early commits may be
     // cleaned up).
     let start = start.or_else(|| {
-        listed.iter().filter_map(|m| m.location.filename().and_then(|n| n.strip_suffix(".checkpoint.parquet")).and_then(|v| v.parse::<u64>().ok())).max()
+        listed
+            .iter()
+            .filter_map(|m| m.location.filename().and_then(|n| n.strip_suffix(".checkpoint.parquet")).and_then(|v| v.parse::<u64>().ok()))
+            .max()
     });
     commits.retain(|v| start.is_none_or(|s| *v > s));
     let mut snapshot = match start {

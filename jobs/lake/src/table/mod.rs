@@ -90,9 +90,7 @@ impl DataFile {
     fn from_view(view: &LogicalFileView, partition_columns: &[&str]) -> DataFile {
         let values = view.partition_values_map();
         let stats: Option<serde_json::Value> = view.stats().and_then(|s| serde_json::from_str(&s).ok());
-        let section = |name: &str| {
-            stats.as_ref().and_then(|s| s.get(name)).and_then(|v| v.as_object()).cloned().unwrap_or_default()
-        };
+        let section = |name: &str| stats.as_ref().and_then(|s| s.get(name)).and_then(|v| v.as_object()).cloned().unwrap_or_default();
         DataFile {
             path: view.path().to_string(),
             size: view.size(),
@@ -158,7 +156,9 @@ impl Table {
             Some(snapshot) => snapshot,
             None => {
                 create(&location, &delta, spec, buckets).await?;
-                read_snapshot(&location, &delta, spec).await?.ok_or_else(|| LakeError::delta(&location, "the table vanished right after its creation"))?
+                read_snapshot(&location, &delta, spec)
+                    .await?
+                    .ok_or_else(|| LakeError::delta(&location, "the table vanished right after its creation"))?
             }
         };
         if spec.bucketed {
@@ -212,7 +212,8 @@ impl Table {
             Err(log::ReadError::Failed(cause) | log::ReadError::Unsupported(cause)) => return Err(self.error(cause)),
         };
         if !current {
-            self.snapshot = read_snapshot(&self.location, &self.delta, self.spec).await?.ok_or_else(|| self.error("the table has no log any more"))?;
+            self.snapshot =
+                read_snapshot(&self.location, &self.delta, self.spec).await?.ok_or_else(|| self.error("the table has no log any more"))?;
         }
         self.list_files();
         Ok(())

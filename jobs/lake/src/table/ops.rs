@@ -23,10 +23,17 @@ impl Table {
     /// Removes the rows of `scope`'s files that `matches` selects, by
     /// rewriting those files without them, and adds `rows`. The plan read
     /// `reads` (at least the partitions of `scope`).
-    pub async fn replace_rows(&self, scope: Vec<DataFile>, matches: RowFilter, rows: &[RecordBatch], reads: BTreeSet<PartitionKey>) -> Result<Change> {
+    pub async fn replace_rows(
+        &self,
+        scope: Vec<DataFile>,
+        matches: RowFilter,
+        rows: &[RecordBatch],
+        reads: BTreeSet<PartitionKey>,
+    ) -> Result<Change> {
         let mut reads = reads;
         reads.extend(scope.iter().map(|f| f.partition.clone()));
-        let probed = self.scan(scope).columns(&matches.columns.iter().map(String::as_str).collect::<Vec<_>>()).filter(matches.clone()).read_per_file().await?;
+        let probed =
+            self.scan(scope).columns(&matches.columns.iter().map(String::as_str).collect::<Vec<_>>()).filter(matches.clone()).read_per_file().await?;
         let hit: Vec<DataFile> = probed.into_iter().filter(|(_, batches)| batches.iter().any(|b| b.num_rows() > 0)).map(|(file, _)| file).collect();
         let keep = matches.keep.clone();
         let others = RowFilter { columns: matches.columns.clone(), keep: Arc::new(move |batch| not(&keep(batch)).expect("boolean not")) };

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use deltalake::arrow::array::{ArrayRef, BooleanArray, Date32Array, Int32Array, Int64Array, RecordBatch, StringArray, new_null_array};
 use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use deltalake::parquet::arrow::ProjectionMask;
-use deltalake::parquet::arrow::arrow_reader::{ArrowPredicateFn, RowFilter as ParquetRowFilter};
 use deltalake::parquet::arrow::arrow_reader::ArrowReaderOptions;
+use deltalake::parquet::arrow::arrow_reader::{ArrowPredicateFn, RowFilter as ParquetRowFilter};
 use deltalake::parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBatchStreamBuilder};
 use deltalake::parquet::errors::ParquetError;
 use deltalake::parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader, RowGroupMetaData};
@@ -105,11 +105,8 @@ impl<'t> Scan<'t> {
         let spec = self.table.spec();
         let schema = self.schema()?;
         let table_name = self.table.location().to_string();
-        let files: Vec<DataFile> = self
-            .files
-            .into_iter()
-            .filter(|file| self.prune.iter().all(|p| file.range_of(&p.column).is_none_or(|range| p.meets(range))))
-            .collect();
+        let files: Vec<DataFile> =
+            self.files.into_iter().filter(|file| self.prune.iter().all(|p| file.range_of(&p.column).is_none_or(|range| p.meets(range)))).collect();
         let prune = Arc::new(self.prune);
         let store = self.table.store();
         let jobs = files.into_iter().map(|file| {
@@ -117,7 +114,11 @@ impl<'t> Scan<'t> {
             let partition_columns: Vec<String> = spec.partition_columns.iter().map(|c| c.to_string()).collect();
             tokio::spawn(async move {
                 let path = object_store::path::Path::from(file.path.as_str());
-                let failed = |cause: &dyn std::fmt::Display| LakeError::Read { table: table_name.clone(), file: file.path.clone(), cause: crate::error::clean(cause) };
+                let failed = |cause: &dyn std::fmt::Display| LakeError::Read {
+                    table: table_name.clone(),
+                    file: file.path.clone(),
+                    cause: crate::error::clean(cause),
+                };
                 let reader = RangedFile { store, path, size: file.size as u64 };
                 let builder = ParquetRecordBatchStreamBuilder::new(reader).await.map_err(|e| failed(&e))?;
                 let row_groups: Vec<usize> = {
@@ -150,11 +151,7 @@ impl<'t> Scan<'t> {
                 Ok::<_, LakeError>((file, conformed))
             })
         });
-        futures::stream::iter(jobs)
-            .buffered(READ_CONCURRENCY)
-            .map(|joined| joined.map_err(|e| LakeError::Task(e.to_string()))?)
-            .try_collect()
-            .await
+        futures::stream::iter(jobs).buffered(READ_CONCURRENCY).map(|joined| joined.map_err(|e| LakeError::Task(e.to_string()))?).try_collect().await
     }
 }
 
@@ -178,7 +175,10 @@ impl AsyncFileReader for RangedFile {
         async move { self.store.get_ranges(&self.path, &ranges).await.map_err(|e| ParquetError::External(Box::new(e))) }.boxed()
     }
 
-    fn get_metadata<'a>(&'a mut self, _options: Option<&'a ArrowReaderOptions>) -> BoxFuture<'a, deltalake::parquet::errors::Result<Arc<ParquetMetaData>>> {
+    fn get_metadata<'a>(
+        &'a mut self,
+        _options: Option<&'a ArrowReaderOptions>,
+    ) -> BoxFuture<'a, deltalake::parquet::errors::Result<Arc<ParquetMetaData>>> {
         async move {
             let size = self.size;
             let metadata = ParquetMetaDataReader::new().with_prefetch_hint(Some(FOOTER_HINT)).load_and_finish(self, size).await?;

@@ -89,7 +89,11 @@ impl TableWriter {
             self.open = Some(OpenFile { key: key.clone(), writer });
         }
         let open = self.open.as_mut().expect("opened above");
-        open.writer.write(&batch).map_err(|e| LakeError::Write { table: self.location.to_string(), file: "a new file".into(), cause: crate::error::clean(&e) })?;
+        open.writer.write(&batch).map_err(|e| LakeError::Write {
+            table: self.location.to_string(),
+            file: "a new file".into(),
+            cause: crate::error::clean(&e),
+        })?;
         if open.writer.bytes_written() + open.writer.in_progress_size() >= TARGET_FILE_BYTES {
             self.close_file().await?;
         }
@@ -104,7 +108,9 @@ impl TableWriter {
         for batch in batches.iter().filter(|b| b.num_rows() > 0) {
             let keys = self.partition_keys(batch)?;
             let hours: Vec<i64> = match self.spec.file_hours.and_then(|name| batch.column_by_name(name)) {
-                Some(column) => column.as_primitive::<TimestampMicrosecondType>().values().iter().map(|t| t.div_euclid(crate::time::MICROS_PER_HOUR)).collect(),
+                Some(column) => {
+                    column.as_primitive::<TimestampMicrosecondType>().values().iter().map(|t| t.div_euclid(crate::time::MICROS_PER_HOUR)).collect()
+                }
                 None => vec![0; batch.num_rows()],
             };
             let mut rows: BTreeMap<(&PartitionKey, i64), Vec<u32>> = BTreeMap::new();
@@ -168,17 +174,20 @@ impl TableWriter {
             .file_schema
             .fields()
             .iter()
-            .map(|field| {
-                batch.column_by_name(field.name()).cloned().ok_or_else(|| self.failed("a batch", format!("no column {}", field.name())))
-            })
+            .map(|field| batch.column_by_name(field.name()).cloned().ok_or_else(|| self.failed("a batch", format!("no column {}", field.name()))))
             .collect::<Result<Vec<_>>>()?;
         RecordBatch::try_new(self.file_schema.clone(), columns).map_err(|e| self.failed("a batch", e))
     }
 
     async fn close_file(&mut self) -> Result<()> {
         let Some(open) = self.open.take() else { return Ok(()) };
-        let partition_path: Vec<String> =
-            self.spec.partition_columns.iter().zip(&open.key).map(|(c, v)| format!("{c}={}", v.as_deref().unwrap_or("__HIVE_DEFAULT_PARTITION__"))).collect();
+        let partition_path: Vec<String> = self
+            .spec
+            .partition_columns
+            .iter()
+            .zip(&open.key)
+            .map(|(c, v)| format!("{c}={}", v.as_deref().unwrap_or("__HIVE_DEFAULT_PARTITION__")))
+            .collect();
         let name = format!("part-{}.snappy.parquet", uuid::Uuid::new_v4());
         let path = if partition_path.is_empty() { name } else { format!("{}/{name}", partition_path.join("/")) };
         let mut writer = open.writer;
@@ -283,15 +292,11 @@ fn stat_values(stats: &Statistics, data_type: &DataType) -> Option<(Value, Value
         (Statistics::Int32(s), _) => Some((json!(s.min_opt()?), json!(s.max_opt()?))),
         (Statistics::Int64(s), DataType::Timestamp(TimeUnit::Microsecond, _)) => {
             let (lo, hi) = (s.min_opt()?.div_euclid(1000) * 1000, (s.max_opt()? + 999).div_euclid(1000) * 1000);
-            let text = |micros: i64| {
-                chrono::DateTime::from_timestamp_micros(micros).map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
-            };
+            let text = |micros: i64| chrono::DateTime::from_timestamp_micros(micros).map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string());
             Some((json!(text(lo)?), json!(text(hi)?)))
         }
         (Statistics::Int64(s), _) => Some((json!(s.min_opt()?), json!(s.max_opt()?))),
-        (Statistics::Double(s), _) if s.min_opt()?.is_finite() && s.max_opt()?.is_finite() => {
-            Some((json!(s.min_opt()?), json!(s.max_opt()?)))
-        }
+        (Statistics::Double(s), _) if s.min_opt()?.is_finite() && s.max_opt()?.is_finite() => Some((json!(s.min_opt()?), json!(s.max_opt()?))),
         (Statistics::ByteArray(s), DataType::Utf8) => {
             let (lo, hi) = (std::str::from_utf8(s.min_opt()?.data()).ok()?, std::str::from_utf8(s.max_opt()?.data()).ok()?);
             (lo.len() <= MAX_STAT_TEXT && hi.len() <= MAX_STAT_TEXT).then(|| (json!(lo), json!(hi)))
