@@ -43,17 +43,14 @@ import os
 from datetime import datetime, timedelta
 
 from airflow.sdk import DAG, CronDataIntervalTimetable, task
+from streamreel_common import BIN_DIR, CONFIG, KUBERNETES_CONFIG, RUN_ID, default_args, kubernetes, kubernetes_pod_arguments, task_id
 
 DAG_ID = "streamreel_hourly"
 STAGES = ("bronze-ingest", "silver-enrich", "gold-aggregate")
-RUNNER = os.environ.get("STREAMREEL_RUNNER", "local")
 
 # Rendered by Airflow when the task runs, not when the DAG is parsed.
 FROM = "{{ data_interval_start.strftime('%Y-%m-%dT%H') }}"
 TO = "{{ data_interval_end.strftime('%Y-%m-%dT%H') }}"
-RUN_ID = "{{ dag.dag_id }}/{{ run_id }}"
-CONFIG = "{{ var.value.get('streamreel_config', '%s') }}" % os.environ.get("STREAMREEL_CONFIG", "/opt/streamreel/config.yaml")
-BIN_DIR = "{{ var.value.get('streamreel_bin_dir', '%s') }}" % os.environ.get("STREAMREEL_BIN_DIR", "/opt/streamreel/bin")
 DBT_PROJECT_DIR = "{{ var.value.get('streamreel_dbt_project_dir', '%s') }}" % os.environ.get(
     "STREAMREEL_DBT_PROJECT_DIR", "/opt/streamreel/dbt"
 )
@@ -64,19 +61,6 @@ DBT = os.environ.get("STREAMREEL_DBT", "dbt")
 # Seeds, models, data and unit tests; then the gold sources' freshness.
 DBT_COMMANDS = "{dbt} build --profiles-dir . && {dbt} source freshness --profiles-dir ."
 LAKE_FROM_FINALIZE = "{{ macros.json.loads(ti.xcom_pull(task_ids='gold_finalize'))['lake_url'] }}"
-
-default_args = {
-    "owner": "streamreel",
-    "retries": int(os.environ.get("STREAMREEL_TASK_RETRIES", "3")),
-    "retry_delay": timedelta(minutes=2),
-    "retry_exponential_backoff": True,
-    "max_retry_delay": timedelta(minutes=20),
-    "execution_timeout": timedelta(minutes=30),
-}
-
-
-def task_id(worker: str) -> str:
-    return worker.replace("-", "_")
 
 
 @task(task_id="shards")
@@ -132,30 +116,8 @@ def local_dbt_task():
     )
 
 
-def kubernetes_pod_arguments(**overrides):
-    from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
-    from kubernetes.client import models as k8s
-
-    secret = os.environ.get("STREAMREEL_K8S_SECRET", "streamreel-credentials")
-    arguments = dict(
-        namespace="{{ var.value.get('streamreel_namespace', 'streamreel') }}",
-        image="{{ var.value.get('streamreel_image', 'ghcr.io/streamreel/streamreel:latest') }}",
-        env_from=[k8s.V1EnvFromSource(secret_ref=k8s.V1SecretEnvSource(name=secret))],
-        container_resources=k8s.V1ResourceRequirements(
-            requests={"cpu": os.environ.get("STREAMREEL_K8S_CPU", "2"), "memory": os.environ.get("STREAMREEL_K8S_MEMORY", "3Gi")},
-            limits={"memory": os.environ.get("STREAMREEL_K8S_MEMORY_LIMIT", "4Gi")},
-        ),
-        get_logs=True,
-        do_xcom_push=False,
-        on_finish_action="delete_succeeded_pod",
-    )
-    arguments.update(overrides)
-    return KubernetesPodOperator, arguments
-
-
 def worker_arguments(extra: list[str]) -> list[str]:
-    config = "{{ var.value.get('streamreel_config', '/etc/streamreel/config.yaml') }}"
-    return ["--config", config, "--from", FROM, "--to", TO, "--run-id", RUN_ID, *extra]
+    return ["--config", KUBERNETES_CONFIG, "--from", FROM, "--to", TO, "--run-id", RUN_ID, *extra]
 
 
 def kubernetes_stage(worker: str, shards):
@@ -188,13 +150,13 @@ with DAG(
     # A throughput choice: overlapping runs stay correct (they plan again on
     # conflicts), but hourly runs one at a time spend no work on that.
     max_active_runs=1,
-    default_args=default_args,
+    default_args=default_args(execution_timeout=timedelta(minutes=30)),
     tags=["streamreel"],
 ) as dag:
-    kubernetes = RUNNER == "kubernetes"
+    on_kubernetes = kubernetes()
     shards = shard_list()
-    stage = kubernetes_stage if kubernetes else local_stage
+    stage = kubernetes_stage if on_kubernetes else local_stage
     bronze, silver, gold = (stage(worker, shards) for worker in STAGES)
-    finalize = kubernetes_finalize() if kubernetes else local_finalize()
-    reporting = kubernetes_dbt_task() if kubernetes else local_dbt_task()
+    finalize = kubernetes_finalize() if on_kubernetes else local_finalize()
+    reporting = kubernetes_dbt_task() if on_kubernetes else local_dbt_task()
     shards >> bronze >> silver >> gold >> finalize >> reporting

@@ -17,7 +17,7 @@ def repo() -> Path:
 
 @pytest.fixture(scope="session")
 def bin_dir() -> Path:
-    for worker in ("bronze-ingest", "silver-enrich", "gold-aggregate", "simulate-events"):
+    for worker in ("bronze-ingest", "silver-enrich", "gold-aggregate", "lake-maintain", "simulate-events"):
         assert (BIN / worker).exists(), f"{BIN / worker} is missing: run cargo build --release first"
     return BIN
 

@@ -1,12 +1,14 @@
-"""The DAG parses without import errors and has the shape the pipeline needs:
-each stage mapped over the shards, finalize after every gold shard, dbt last,
-retries and timeouts everywhere, hourly data intervals, for both runners."""
+"""The DAGs parse without import errors and have the shape the pipeline
+needs, for both runners: the hourly one maps each stage over the shards,
+finalizes after every gold shard and runs dbt last, on hourly data
+intervals; the daily one runs lake-maintain; retries and timeouts
+everywhere."""
 
 import os
 
 import pendulum
 import pytest
-from airflow.dag_processing.dagbag import DagBag
+from airflow.dag_processing.dagbag import BundleDagBag
 
 from conftest import DAGS
 
@@ -15,15 +17,17 @@ TASKS = ["shards", "bronze_ingest", "silver_enrich", "gold_aggregate", "gold_fin
 MAPPED = ["bronze_ingest", "silver_enrich", "gold_aggregate"]
 
 
-def load(runner: str):
+def load(runner: str, dag_id: str = DAG_ID):
     os.environ["STREAMREEL_RUNNER"] = runner
     try:
-        bag = DagBag(dag_folder=str(DAGS))
+        # As the DAG processor parses a bundle: its folder is on the import
+        # path, so the DAG files import their shared module.
+        bag = BundleDagBag(dag_folder=str(DAGS), bundle_path=DAGS)
     finally:
         os.environ.pop("STREAMREEL_RUNNER")
     assert bag.import_errors == {}
-    assert DAG_ID in bag.dags, f"dags found: {list(bag.dags)}"
-    return bag.dags[DAG_ID]
+    assert sorted(bag.dags) == ["streamreel_hourly", "streamreel_maintenance"], "the shared module is not a DAG file"
+    return bag.dags[dag_id]
 
 
 def retries(task) -> int:
@@ -106,3 +110,19 @@ def test_kubernetes_dbt_task_runs_dbt_in_the_image():
     assert task.cmds == ["bash", "-c"]
     assert "dbt build" in task.arguments[0] and "source freshness" in task.arguments[0]
     assert task.env_from, "STREAMREEL_LAKE_URL and credentials come from a secret"
+
+
+@pytest.mark.parametrize("runner", ["local", "kubernetes"])
+def test_maintenance_runs_daily_with_retries_on_both_runners(runner):
+    dag = load(runner, "streamreel_maintenance")
+    (task,) = dag.tasks
+    assert task.task_id == "lake_maintain"
+    assert task.retries >= 2 and task.execution_timeout
+    assert dag.timetable.expression == "30 3 * * *"
+    assert dag.max_active_runs == 1
+    if runner == "local":
+        assert "lake-maintain --config" in task.bash_command and task.append_env
+    else:
+        assert task.cmds == ["lake-maintain"] and "--config" in task.arguments
+        assert task.env_from, "credentials come from a secret"
+        assert task.container_resources.limits["memory"]

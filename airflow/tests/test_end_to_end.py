@@ -3,7 +3,8 @@ per stage (dynamic task mapping: the mapped tasks really run, one per
 shard); the gold tables equal a direct run of the workers by one process
 over the same hours, and the dbt task builds the reporting marts from them.
 A failing task fails the run with the worker's error line, and a rerun after
-the fix gives the same tables as a clean run."""
+the fix gives the same tables as a clean run. The daily maintenance DAG then
+compacts and vacuums that lake, and every table keeps its rows."""
 
 import json
 import os
@@ -25,9 +26,13 @@ def rows(lake: Path, table: str):
     return sorted(tuple(freeze(v) for v in row.values()) for row in data)
 
 
-def write_config(path: Path, landing: Path, lake: Path, metadata: Path) -> Path:
-    path.write_text(f"landing_url: {landing}\nlake_url: {lake}\nmetadata_url: {metadata}\n")
+def write_config(path: Path, landing: Path, lake: Path, metadata: Path, extra: str = "") -> Path:
+    path.write_text(f"landing_url: {landing}\nlake_url: {lake}\nmetadata_url: {metadata}\n{extra}")
     return path
+
+
+def parquet_files(lake: Path) -> int:
+    return sum(1 for path in lake.rglob("*.parquet") if "_delta_log" not in path.parts)
 
 
 @pytest.fixture(scope="module")
@@ -63,11 +68,11 @@ def task_logs(env) -> str:
     return "\n".join(p.read_text(errors="replace") for p in logs.rglob("*") if p.is_file())
 
 
-def dags_test(env, config: Path, hour_end: str):
+def dags_test(env, config: Path, hour_end: str, dag_id: str = "streamreel_hourly"):
     """Runs the DAG for the interval that ends at `hour_end` (logical date);
     dbt writes the DuckDB file beside the config."""
     return subprocess.run(
-        ["airflow", "dags", "test", "streamreel_hourly", f"{hour_end}:00:00+00:00"],
+        ["airflow", "dags", "test", dag_id, f"{hour_end}:00:00+00:00"],
         env={**env, "STREAMREEL_CONFIG": str(config), "STREAMREEL_DUCKDB_PATH": str(config.with_suffix(".duckdb"))},
         capture_output=True, text=True,
     )
@@ -130,3 +135,22 @@ def test_a_failing_task_fails_the_run_and_a_rerun_after_the_fix_matches_a_clean_
     direct(bin_dir, env, clean, HOURS[0])
     for table in GOLD:
         assert rows(base / "lake-fixed", table) == rows(base / "lake-clean", table), table
+
+
+def test_the_maintenance_dag_compacts_and_vacuums_the_lake_keeping_every_row(world):
+    base, env, metadata = world
+    # No retention: every file the newest version does not read goes.
+    config = write_config(
+        base / "maintained.yaml", base / "landing", base / "lake-maintained", metadata,
+        "maintenance:\n  retention_hours: 0\n  log_retention_hours: 0\n",
+    )
+    for hour_end in ("2025-08-11T16", "2025-08-11T17"):
+        assert dags_test(env, config, hour_end).returncode == 0
+    before = {table: rows(base / "lake-maintained", table) for table in GOLD}
+    files_before = parquet_files(base / "lake-maintained")
+    result = dags_test(env, config, "2025-08-12T03", "streamreel_maintenance")
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    assert "lake-maintain:" in task_logs(env) + result.stdout + result.stderr, "the summary line is in the task log"
+    assert parquet_files(base / "lake-maintained") < files_before
+    for table in GOLD:
+        assert rows(base / "lake-maintained", table) == before[table], table

@@ -101,20 +101,34 @@ where
     F: FnOnce(RunContext) -> Fut,
     Fut: Future<Output = std::result::Result<R, E>>,
 {
-    crate::telemetry::init(args.log_format);
+    execute(worker, args.log_format, args.report.as_deref(), async {
+        let context = args.context(worker).map_err(|e| e.to_string())?;
+        work(context).await.map_err(|e| e.to_string())
+    })
+}
+
+/// The body of every binary: logging, a tokio runtime, the work, its report
+/// (summary logged, JSON on stdout and in `report`), and on failure one error
+/// line and a failing exit code.
+pub fn execute<R: RunReport>(
+    name: &str,
+    format: LogFormat,
+    report: Option<&std::path::Path>,
+    work: impl Future<Output = std::result::Result<R, String>>,
+) -> ExitCode {
+    crate::telemetry::init(format);
     let outcome = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string()).and_then(|runtime| {
         runtime.block_on(async {
-            let context = args.context(worker).map_err(|e| e.to_string())?;
-            let report = work(context).await.map_err(|e| e.to_string())?;
-            report.log_summary();
-            crate::report::emit(&report, args.report.as_deref()).map_err(|e| e.to_string())?;
-            report.verdict()
+            let done = work.await?;
+            done.log_summary();
+            crate::report::emit(&done, report).map_err(|e| e.to_string())?;
+            done.verdict()
         })
     });
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(line) => {
-            tracing::error!("{worker} failed: {line}");
+            tracing::error!("{name} failed: {line}");
             ExitCode::FAILURE
         }
     }

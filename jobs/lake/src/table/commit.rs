@@ -186,7 +186,7 @@ impl Table {
 
     /// Writes a checkpoint of `version`, so that opening the table reads at
     /// most a few commits.
-    async fn checkpoint(&self, version: u64) -> Result<()> {
+    pub(super) async fn checkpoint(&self, version: u64) -> Result<()> {
         let mut at = super::builder(self.location())?.build().map_err(|e| self.error(e))?;
         at.load_version(version).await.map_err(|e| self.error(e))?;
         deltalake::checkpoints::create_checkpoint(&at, None).await.map_err(|e| self.error(format!("checkpoint of version {version}: {e}")))

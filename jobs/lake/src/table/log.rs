@@ -73,6 +73,8 @@ struct AddLine {
     partition_values: HashMap<String, Option<String>>,
     #[serde(default)]
     size: i64,
+    #[serde(default, rename = "modificationTime")]
+    modification_time: i64,
     #[serde(default)]
     stats: Option<String>,
 }
@@ -96,7 +98,14 @@ pub fn parse_commit(bytes: &[u8], partition_columns: &[&str]) -> Result<Actions,
     for line in lines(bytes) {
         let line: LogLine = serde_json::from_slice(line).map_err(|e| e.to_string())?;
         if let Some(add) = line.add {
-            actions.adds.push(data_file(decode(&add.path), &add.partition_values, add.size, add.stats.as_deref(), partition_columns));
+            actions.adds.push(data_file(
+                decode(&add.path),
+                &add.partition_values,
+                add.size,
+                add.modification_time,
+                add.stats.as_deref(),
+                partition_columns,
+            ));
         }
         if let Some(remove) = line.remove {
             actions.removes.push((decode(&remove.path), key(&remove.partition_values.unwrap_or_default(), partition_columns)));
@@ -114,7 +123,7 @@ pub fn parse_commit(bytes: &[u8], partition_columns: &[&str]) -> Result<Actions,
 
 /// The live file an add action of ours describes.
 pub fn data_file_of(add: &deltalake::kernel::Add, partition_columns: &[&str]) -> DataFile {
-    data_file(add.path.clone(), &add.partition_values, add.size, add.stats.as_deref(), partition_columns)
+    data_file(add.path.clone(), &add.partition_values, add.size, add.modification_time, add.stats.as_deref(), partition_columns)
 }
 
 fn lines(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
@@ -125,7 +134,14 @@ fn key(values: &HashMap<String, Option<String>>, partition_columns: &[&str]) -> 
     partition_columns.iter().map(|c| values.get(*c).cloned().flatten()).collect()
 }
 
-fn data_file(path: String, values: &HashMap<String, Option<String>>, size: i64, stats: Option<&str>, partition_columns: &[&str]) -> DataFile {
+fn data_file(
+    path: String,
+    values: &HashMap<String, Option<String>>,
+    size: i64,
+    modified: i64,
+    stats: Option<&str>,
+    partition_columns: &[&str],
+) -> DataFile {
     let stats: Option<serde_json::Value> = stats.and_then(|s| serde_json::from_str(s).ok());
     let section = |name: &str| stats.as_ref().and_then(|s| s.get(name)).and_then(|v| v.as_object()).cloned().unwrap_or_default();
     DataFile {
@@ -133,6 +149,7 @@ fn data_file(path: String, values: &HashMap<String, Option<String>>, size: i64, 
         size,
         partition: key(values, partition_columns),
         rows: stats.as_ref().and_then(|s| s.get("numRecords")).and_then(|n| n.as_u64()),
+        modified,
         min: section("minValues"),
         max: section("maxValues"),
     }
@@ -276,12 +293,13 @@ fn read_adds(adds: &StructArray, partition_columns: &[&str], snapshot: &mut Snap
     let column = |name: &str| adds.column_by_name(name).ok_or_else(|| ReadError::Unsupported(format!("a checkpoint without add.{name}")));
     let path = column("path")?.as_string::<i32>();
     let size = column("size")?.as_primitive::<Int64Type>();
+    let modified = column("modificationTime")?.as_primitive::<Int64Type>();
     let values = column("partitionValues")?.as_map();
     let stats = adds.column_by_name("stats").map(|c| c.as_string::<i32>());
     for row in (0..adds.len()).filter(|&i| adds.is_valid(i)) {
         let values: HashMap<String, Option<String>> = map_at(values, row).into_iter().collect();
         let stats = stats.filter(|s| s.is_valid(row)).map(|s| s.value(row));
-        let file = data_file(decode(path.value(row)), &values, size.value(row), stats, partition_columns);
+        let file = data_file(decode(path.value(row)), &values, size.value(row), modified.value(row), stats, partition_columns);
         snapshot.files.insert(file.path.clone(), file);
     }
     Ok(())

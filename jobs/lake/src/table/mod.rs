@@ -5,6 +5,7 @@
 
 pub mod commit;
 mod log;
+pub mod maintain;
 mod ops;
 pub mod scan;
 pub mod write;
@@ -81,6 +82,8 @@ pub struct DataFile {
     pub size: i64,
     pub partition: PartitionKey,
     pub rows: Option<u64>,
+    /// When the file was written (milliseconds since the epoch).
+    pub modified: i64,
     /// Per-column minimum and maximum from the log's statistics.
     pub min: serde_json::Map<String, serde_json::Value>,
     pub max: serde_json::Map<String, serde_json::Value>,
@@ -96,6 +99,7 @@ impl DataFile {
             size: view.size(),
             partition: partition_columns.iter().map(|c| values.get(*c).cloned().flatten()).collect(),
             rows: view.num_records().map(|n| n as u64),
+            modified: view.modification_time(),
             min: section("minValues"),
             max: section("maxValues"),
         }
@@ -174,6 +178,16 @@ impl Table {
         let mut table = Table { spec, location, delta, snapshot, files: Vec::new() };
         table.list_files();
         Ok(table)
+    }
+
+    /// Opens the table if it exists (maintenance never creates tables).
+    pub async fn open_existing(lake: &Location, spec: &'static TableSpec) -> Result<Option<Table>> {
+        let location = lake.join(spec.path);
+        let delta = builder(&location)?.build().map_err(|e| LakeError::delta(&location, e))?;
+        let Some(snapshot) = read_snapshot(&location, &delta, spec).await? else { return Ok(None) };
+        let mut table = Table { spec, location, delta, snapshot, files: Vec::new() };
+        table.list_files();
+        Ok(Some(table))
     }
 
     pub fn spec(&self) -> &'static TableSpec {

@@ -37,6 +37,10 @@ pub struct TableWriter {
     properties: WriterProperties,
     open: Option<OpenFile>,
     adds: Vec<Add>,
+    /// Files close past this size.
+    target_bytes: usize,
+    /// Split files by the hour of the spec's `file_hours` column.
+    split_hours: bool,
 }
 
 struct OpenFile {
@@ -64,12 +68,30 @@ impl TableWriter {
                 .set_column_dictionary_enabled((*column).into(), false)
                 .set_column_statistics_enabled((*column).into(), EnabledStatistics::None);
         }
-        TableWriter { spec, location, store, file_schema, properties: properties.build(), open: None, adds: Vec::new() }
+        TableWriter {
+            spec,
+            location,
+            store,
+            file_schema,
+            properties: properties.build(),
+            open: None,
+            adds: Vec::new(),
+            target_bytes: TARGET_FILE_BYTES,
+            split_hours: true,
+        }
     }
 
     /// A new writer of the same table, with no files yet.
     pub fn sibling(&self) -> TableWriter {
         TableWriter::new(self.spec, self.location.clone(), self.store.clone())
+    }
+
+    /// Files of up to `bytes`, one per partition whatever the hours of its
+    /// rows: what compaction writes.
+    pub fn whole_files(mut self, bytes: usize) -> TableWriter {
+        self.target_bytes = bytes;
+        self.split_hours = false;
+        self
     }
 
     /// Appends rows that all belong to partition `key` to the partition's
@@ -94,7 +116,7 @@ impl TableWriter {
             file: "a new file".into(),
             cause: crate::error::clean(&e),
         })?;
-        if open.writer.bytes_written() + open.writer.in_progress_size() >= TARGET_FILE_BYTES {
+        if open.writer.bytes_written() + open.writer.in_progress_size() >= self.target_bytes {
             self.close_file().await?;
         }
         Ok(())
@@ -107,7 +129,7 @@ impl TableWriter {
         let mut groups: BTreeMap<(PartitionKey, i64), Vec<RecordBatch>> = BTreeMap::new();
         for batch in batches.iter().filter(|b| b.num_rows() > 0) {
             let keys = self.partition_keys(batch)?;
-            let hours: Vec<i64> = match self.spec.file_hours.and_then(|name| batch.column_by_name(name)) {
+            let hours: Vec<i64> = match self.spec.file_hours.filter(|_| self.split_hours).and_then(|name| batch.column_by_name(name)) {
                 Some(column) => {
                     column.as_primitive::<TimestampMicrosecondType>().values().iter().map(|t| t.div_euclid(crate::time::MICROS_PER_HOUR)).collect()
                 }
