@@ -4,6 +4,8 @@
 //! `golden/` (one folder per case: the landed `events.jsonl` and the
 //! expected rows as CSV).
 
+pub mod process;
+
 use streamreel_lake::{Location, Shard, TableSpec, Window};
 use streamreel_tables::{bronze, gold, silver};
 use streamreel_testkit::{TestLake, sample_metadata, table_rows};

@@ -6,22 +6,14 @@
 //! full disk fails with one line and no panic; a successful run logs no
 //! ERROR, even when it met a concurrent commit.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use streamreel_lake::table::commit::KILL_AT_ENV;
 use streamreel_lake::{Table, Window};
+use streamreel_scenarios::process::{command, run, stderr, succeeded, write_config};
 use streamreel_scenarios::{SimulationSpec, bronze_tables, compared_tables, land, snapshot};
 use streamreel_tables::silver::CHANGES;
-use streamreel_testkit::{TEST_KEY_ENV, TestLake, table_rows};
-
-/// The release binaries cargo built beside this test.
-fn bin(name: &str) -> PathBuf {
-    let dir = std::env::current_exe().expect("test binary").parent().and_then(Path::parent).expect("target dir").to_path_buf();
-    let path = dir.join(name);
-    assert!(path.exists(), "{} is missing: build the workspace's binaries first (cargo build --release --workspace --bins)", path.display());
-    path
-}
+use streamreel_testkit::{TestLake, table_rows};
 
 fn spec() -> SimulationSpec {
     SimulationSpec {
@@ -34,41 +26,6 @@ fn spec() -> SimulationSpec {
         faults: simulate_events::Faults::hostile(),
         ..Default::default()
     }
-}
-
-fn write_config(lake: &TestLake) -> PathBuf {
-    let path = lake.dir.path().join("config.yaml");
-    std::fs::write(
-        &path,
-        format!("landing_url: {}\nlake_url: {}\nmetadata_url: {}\n", lake.config.landing_url, lake.config.lake_url, lake.config.metadata_url),
-    )
-    .unwrap();
-    path
-}
-
-fn run(worker: &str, config: &Path, window: Window, extra: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut command = Command::new(bin(worker));
-    command.arg("--config").arg(config).args(["--from", &fmt(window.start), "--to", &fmt(window.end)]).args(extra);
-    command.env(TEST_KEY_ENV, "test-key").env("STREAMREEL_IP_HASH_KEY", "test-key").env("RUST_LOG", "info").env_remove(KILL_AT_ENV);
-    for (key, value) in env {
-        command.env(key, value);
-    }
-    command.output().expect("the worker starts")
-}
-
-fn fmt(t: chrono::DateTime<chrono::Utc>) -> String {
-    streamreel_lake::window::format_hour(t)
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn succeeded(worker: &str, output: &Output) {
-    assert!(output.status.success(), "{worker} failed:\n{}", stderr(output));
-    let text = stderr(output);
-    let errors: Vec<&str> = text.lines().filter(|l| l.contains("ERROR")).collect();
-    assert!(errors.is_empty(), "a successful {worker} logged errors: {errors:?}");
 }
 
 /// The one error line a failed run prints, checked for being one line with
@@ -237,7 +194,7 @@ async fn operator_mistakes_fail_with_one_line_and_change_nothing() {
     }
 
     // A landing hour that vanished never erases bronze.
-    std::fs::rename(Path::new(&lake.config.landing_url).join("year=2025/month=08/day=11/hour=01"), lake.dir.path().join("moved")).unwrap();
+    std::fs::rename(std::path::Path::new(&lake.config.landing_url).join("year=2025/month=08/day=11/hour=01"), lake.dir.path().join("moved")).unwrap();
     let line = failed_with_one_line("bronze-ingest", &run("bronze-ingest", &config, window, &[], &[]));
     assert!(line.contains("gone") && line.contains("--allow-missing-objects"), "{line}");
     let mut wrong_landing = lake.config.clone();
@@ -296,13 +253,8 @@ async fn a_run_that_met_a_concurrent_commit_logs_no_error_and_json_logs_carry_th
     succeeded("bronze-ingest", &run("bronze-ingest", &config, window, &[], &[]));
     // Two silver runs of the same window at once: one plans again.
     let spawn = || {
-        let mut command = Command::new(bin("silver-enrich"));
-        command.arg("--config").arg(&config).args(["--from", &fmt(window.start), "--to", &fmt(window.end), "--log-format", "json"]);
-        command
-            .env("STREAMREEL_IP_HASH_KEY", "test-key")
-            .env("RUST_LOG", "info")
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
+        let mut command = command("silver-enrich", &config, window, &["--log-format", "json"], &[]);
+        command.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
         command.spawn().unwrap()
     };
     let (a, b) = (spawn(), spawn());

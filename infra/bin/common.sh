@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by the scripts in infra/bin: where builds and venvs live, and the
 # one release build every script uses.
 
@@ -32,4 +33,16 @@ simulate_day() {
     local report
     report="$("$BIN/simulate-events" --landing "$1" --metadata "$REPO/metadata/video_metadata.csv" --date 2025-08-11 --events "$2" | tail -n 1)"
     python3 -c 'import json,sys; r=json.loads(sys.argv[1]); print(r["landing_from"], r["landing_to"])' "$report"
+}
+
+# Installs the Debian package PACKAGE when COMMAND is missing (as root, or
+# through sudo).
+ensure_debian_package() {
+    local package="$1" command="$2"
+    command -v "$command" > /dev/null && return
+    echo "installing $package from Debian's packages" >&2
+    local sudo=()
+    [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+    "${sudo[@]}" apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "$package" >&2
 }

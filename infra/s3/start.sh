@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by the test and bench scripts: installs (once) and starts a real
 # S3-compatible server on 127.0.0.1, creates the test bucket, proves that it
 # answers conditional PUT correctly, and exports the standard AWS variables.
@@ -5,13 +6,13 @@
 
 STREAMREEL_CACHE="${STREAMREEL_CACHE:-$HOME/.cache/streamreel}"
 S3_VENV="$STREAMREEL_CACHE/venvs/s3"
-S3_REQUIREMENTS="moto[s3]==5.2.5 flask==3.1.3 flask-cors==6.0.5 boto3"
+S3_REQUIREMENTS=("moto[s3]==5.2.5" "flask==3.1.3" "flask-cors==6.0.5" "boto3==1.44.8")
 S3_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
 if [ ! -x "$S3_VENV/bin/python" ] || ! "$S3_VENV/bin/python" -c "import moto, flask, boto3" 2>/dev/null; then
     echo "installing the S3 test server (moto) into $S3_VENV" >&2
     python3 -m venv "$S3_VENV"
-    "$S3_VENV/bin/pip" install --quiet --disable-pip-version-check $S3_REQUIREMENTS
+    "$S3_VENV/bin/pip" install --quiet --disable-pip-version-check "${S3_REQUIREMENTS[@]}"
 fi
 
 S3_PORT="$("$S3_VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
