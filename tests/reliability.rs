@@ -6,7 +6,7 @@
 //! full disk fails with one line and no panic; a successful run logs no
 //! ERROR, even when it met a concurrent commit.
 
-use std::process::Output;
+use std::process::{Command, Output};
 
 use streamreel_lake::table::commit::KILL_AT_ENV;
 use streamreel_lake::{Table, Window};

@@ -1,9 +1,10 @@
-{#- Buffering and errors per value of one qos_hourly dimension (isp,
-    device_type, country), over all hours. Ratios are recomputed from the
-    summed seconds: hourly ratios do not average. -#}
-{% macro quality_of_service_by(dimension) -%}
+{#- Buffering and errors per value of qos_hourly dimensions (isp,
+    device_type, country: one name or a list), over all hours. Ratios are
+    recomputed from the summed seconds: hourly ratios do not average. -#}
+{% macro quality_of_service_by(dimensions) -%}
+{%- set dimensions = [dimensions] if dimensions is string else dimensions -%}
 select
-    {{ dimension }},
+    {{ dimensions | join(', ') }},
     {{ int_sum('sessions') }} as sessions,
     {{ int_sum('buffering_events') }} as buffering_events,
     sum(buffering_seconds) / 3600 as buffering_hours,
@@ -15,5 +16,5 @@ select
     sum(sessions_with_errors) / cast(sum(sessions) as double) as error_session_rate,
     sum(avg_bandwidth_mbps * sessions) / sum(case when avg_bandwidth_mbps is not null then sessions end) as avg_bandwidth_mbps
 from {{ ref('stg_qos_hourly') }}
-group by {{ dimension }}
+group by {{ dimensions | join(', ') }}
 {%- endmacro %}
