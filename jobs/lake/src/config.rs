@@ -125,7 +125,7 @@ impl Default for BronzeSettings {
 
 impl Default for SilverSettings {
     fn default() -> Self {
-        SilverSettings { ip_hash_key_env: "STREAMREEL_IP_HASH_KEY".into(), max_rows_per_chunk: 2_000_000 }
+        SilverSettings { ip_hash_key_env: "STREAMREEL_IP_HASH_KEY".into(), max_rows_per_chunk: 500_000 }
     }
 }
 
@@ -247,6 +247,21 @@ mod tests {
 
     fn no_env(_: &str) -> Option<String> {
         None
+    }
+
+    /// The embedded-default file documents every setting: it must state
+    /// exactly the defaults (only its locations differ).
+    #[test]
+    fn the_embedded_default_file_states_the_defaults() {
+        let text = include_str!("../../../infra/config/local.yaml");
+        let parsed = Config::from_yaml(text, Path::new("/repo/infra/config"), no_env).expect("local.yaml parses");
+        let locations = Config {
+            landing_url: parsed.landing_url.clone(),
+            lake_url: parsed.lake_url.clone(),
+            metadata_url: parsed.metadata_url.clone(),
+            ..Config::default()
+        };
+        assert_eq!(parsed, locations);
     }
 
     #[test]

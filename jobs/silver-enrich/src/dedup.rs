@@ -5,8 +5,6 @@
 //! it says which rows enter `silver/events`, which leave it for
 //! `silver/duplicates`, and which copies were seen before.
 
-use std::collections::HashMap;
-
 use crate::columns::{Content, RowRef};
 
 /// One delivered copy of an event.
@@ -50,34 +48,65 @@ pub struct Resolution {
 /// `content` gives the content of a candidate or kept row, for counting
 /// copies that disagree.
 pub fn resolve<'a>(copies: &[Copy<'a>], horizon: i64, read: (i64, i64), content: impl Fn(Origin) -> Option<Content<'a>>) -> Resolution {
-    let mut by_event: HashMap<(&str, &str), Vec<Copy<'a>>> = HashMap::new();
-    for copy in copies {
-        by_event.entry((copy.customer_id, copy.event_id)).or_default().push(*copy);
-    }
+    // One sort brings each event's copies together in time order: by a hash
+    // of (viewer, event id) first, which is cheap to compare, then by the
+    // ids themselves, so the order is fixed whatever the input's.
+    let mut order: Vec<(u64, u32)> = copies.iter().enumerate().map(|(i, c)| (event_hash(c), i as u32)).collect();
+    order.sort_unstable_by(|a, b| {
+        let (x, y) = (&copies[a.1 as usize], &copies[b.1 as usize]);
+        a.0.cmp(&b.0)
+            .then_with(|| (x.customer_id, x.event_id).cmp(&(y.customer_id, y.event_id)))
+            .then_with(|| (x.time, x.rank, stored_first(x.origin)).cmp(&(y.time, y.rank, stored_first(y.origin))))
+    });
     let mut out = Resolution::default();
-    let mut events: Vec<_> = by_event.into_iter().collect();
-    // Output in a fixed order whatever the hash map's.
-    events.sort_by(|a, b| a.0.cmp(&b.0));
-    for (_, mut group) in events {
-        group.sort_by(|a, b| (a.time, a.rank, stored_first(a.origin)).cmp(&(b.time, b.rank, stored_first(b.origin))));
-        // A candidate that is a stored copy again (same landed line) is that copy.
+    let mut group: Vec<Copy<'a>> = Vec::new();
+    let mut start = 0;
+    while start < order.len() {
+        let first = &copies[order[start].1 as usize];
+        let mut end = start + 1;
+        while end < order.len() && {
+            let next = &copies[order[end].1 as usize];
+            order[end].0 == order[start].0 && next.customer_id == first.customer_id && next.event_id == first.event_id
+        } {
+            end += 1;
+        }
+        group.clear();
+        group.extend(order[start..end].iter().map(|(_, i)| copies[*i as usize]));
+        resolve_event(&mut group, horizon, read, &content, &mut out);
+        start = end;
+    }
+    out
+}
+
+/// Resolves the copies of one (viewer, event id), sorted by time.
+fn resolve_event<'a>(
+    group: &mut Vec<Copy<'a>>,
+    horizon: i64,
+    read: (i64, i64),
+    content: &impl Fn(Origin) -> Option<Content<'a>>,
+    out: &mut Resolution,
+) {
+    // A candidate that is a stored copy again (same landed line) is that copy.
+    if group.len() > 1 {
         let stored: Vec<(&str, i64)> = group.iter().filter(|c| !matches!(c.origin, Origin::Candidate(_))).map(|c| c.rank).collect();
         group.retain(|c| {
             let repeat = matches!(c.origin, Origin::Candidate(_)) && stored.contains(&c.rank);
             out.already_present += u64::from(repeat);
             !repeat
         });
-        for component in chained(&group, horizon) {
-            if !component.iter().any(|c| matches!(c.origin, Origin::Candidate(_))) {
-                continue;
-            }
-            let (first, last) = (component[0].time, component[component.len() - 1].time);
-            if first - horizon < read.0 || last + horizon > read.1 {
-                let (lo, hi) = out.needs.unwrap_or(read);
-                out.needs = Some((lo.min(first - horizon), hi.max(last + horizon)));
-                continue;
-            }
-            let winner = *component.iter().min_by_key(|c| (c.rank, stored_first(c.origin))).expect("a non-empty component");
+    }
+    for component in chained(group, horizon) {
+        if !component.iter().any(|c| matches!(c.origin, Origin::Candidate(_))) {
+            continue;
+        }
+        let (first, last) = (component[0].time, component[component.len() - 1].time);
+        if first - horizon < read.0 || last + horizon > read.1 {
+            let (lo, hi) = out.needs.unwrap_or(read);
+            out.needs = Some((lo.min(first - horizon), hi.max(last + horizon)));
+            continue;
+        }
+        let winner = *component.iter().min_by_key(|c| (c.rank, stored_first(c.origin))).expect("a non-empty component");
+        if component.len() > 1 {
             let kept_content = content(winner.origin);
             for copy in component.iter().filter(|c| **c != winner) {
                 let differs = content(copy.origin).zip(kept_content).is_some_and(|(a, b)| a != b);
@@ -93,12 +122,20 @@ pub fn resolve<'a>(copies: &[Copy<'a>], horizon: i64, read: (i64, i64), content:
                     Origin::Lost => {}
                 }
             }
-            if let Origin::Candidate(row) = winner.origin {
-                out.new_kept.push(row);
-            }
+        }
+        if let Origin::Candidate(row) = winner.origin {
+            out.new_kept.push(row);
         }
     }
-    out
+}
+
+/// A fixed (unseeded) hash of a copy's viewer and event id.
+fn event_hash(copy: &Copy<'_>) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in copy.customer_id.bytes().chain([0xff]).chain(copy.event_id.bytes()) {
+        hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
 }
 
 /// Stored copies sort before candidates of the same rank.
@@ -108,19 +145,8 @@ fn stored_first(origin: Origin) -> u8 {
 
 /// Splits copies sorted by time wherever two neighbours are further apart
 /// than the horizon.
-fn chained<'c, 'a>(sorted: &'c [Copy<'a>], horizon: i64) -> Vec<&'c [Copy<'a>]> {
-    let mut components = Vec::new();
-    let mut start = 0;
-    for i in 1..sorted.len() {
-        if sorted[i].time - sorted[i - 1].time > horizon {
-            components.push(&sorted[start..i]);
-            start = i;
-        }
-    }
-    if !sorted.is_empty() {
-        components.push(&sorted[start..]);
-    }
-    components
+fn chained<'c, 'a>(sorted: &'c [Copy<'a>], horizon: i64) -> impl Iterator<Item = &'c [Copy<'a>]> {
+    sorted.chunk_by(move |a, b| b.time - a.time <= horizon)
 }
 
 #[cfg(test)]

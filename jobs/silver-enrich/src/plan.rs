@@ -145,8 +145,13 @@ pub async fn plan(input: &PlanInput<'_>, candidates: &[RecordBatch]) -> Result<P
     for &(b, r) in &resolution.new_kept {
         kept_rows[b as usize].push(r);
     }
-    for (batch, rows) in candidates.iter().zip(kept_rows) {
-        if !rows.is_empty() {
+    for (batch, mut rows) in candidates.iter().zip(kept_rows) {
+        // In the batch's order, whatever the resolution's: a batch kept
+        // whole is not copied.
+        rows.sort_unstable();
+        if rows.len() == batch.num_rows() {
+            plan.new_events.push(batch.clone());
+        } else if !rows.is_empty() {
             plan.new_events.push(take_record_batch(batch, &UInt32Array::from(rows)).map_err(|e| LakeError::data("new events", e))?);
         }
     }

@@ -38,6 +38,11 @@ pub struct SimulationSpec {
     /// Viewing happens in the first this many hours of the day (24 by
     /// default; fewer makes small test days quicker to run hour by hour).
     pub hours: u32,
+    /// Zapping viewers, gold's hard case: each session flips through this
+    /// many titles (picked uniformly, a short stretch each), and there are
+    /// fewer viewers with more sessions, so viewer-title pairs are many.
+    /// `None`: realistic viewing.
+    pub viewer_titles: Option<u32>,
 }
 
 /// How many of each fault a simulation injected.
@@ -113,6 +118,7 @@ impl Default for SimulationSpec {
             bad_line_ratio: 0.001,
             faults: Faults::default(),
             hours: 24,
+            viewer_titles: None,
         }
     }
 }

@@ -30,6 +30,10 @@ struct Cli {
     /// Share of events landing hours late (a tenth of that a day late).
     #[arg(long, default_value_t = 0.02)]
     late_ratio: f64,
+    /// Zapping viewers: each session flips through this many titles (gold's
+    /// hard case: many viewer-title pairs). Absent: realistic viewing.
+    #[arg(long)]
+    viewer_titles: Option<u32>,
 }
 
 #[tokio::main]
@@ -44,6 +48,7 @@ async fn main() -> anyhow::Result<()> {
         bad_line_ratio: cli.bad_line_ratio,
         late_ratio: cli.late_ratio,
         very_late_ratio: cli.late_ratio / 10.0,
+        viewer_titles: cli.viewer_titles,
         ..Default::default()
     };
     let metadata = Location::read_file(&cli.metadata).await?;

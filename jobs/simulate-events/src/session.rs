@@ -41,6 +41,8 @@ pub struct Population {
     /// Cumulative Zipf-like popularity of `titles`.
     popularity: Vec<f64>,
     seed: u64,
+    /// Titles a zapping session flips through (`SimulationSpec::viewer_titles`).
+    zapping: Option<u32>,
 }
 
 const DEVICES: [(&str, f64, &[&str]); 4] = [
@@ -87,7 +89,13 @@ impl Population {
     pub fn new(spec: &SimulationSpec, titles: &[Title]) -> Population {
         use rand::SeedableRng;
         let mut rng = Pcg64Mcg::seed_from_u64(spec.seed);
-        let count = (spec.events / 60).max(50) as usize;
+        // About 60 events per viewer; zapping viewers (about 2.5 events per
+        // title) come back for several sessions.
+        let count = match spec.viewer_titles {
+            Some(titles) => spec.events / (8 * u64::from(titles.max(1))),
+            None => spec.events / 60,
+        }
+        .max(50) as usize;
         let devices: Vec<(usize, f64)> = DEVICES.iter().enumerate().map(|(i, d)| (i, d.1)).collect();
         let geography: Vec<(usize, f64)> = GEOGRAPHY.iter().enumerate().map(|(i, g)| (i, g.1)).collect();
         let customers = (0..count)
@@ -130,7 +138,7 @@ impl Population {
                 total
             })
             .collect();
-        Population { customers, titles: titles.to_vec(), popularity, seed: spec.seed }
+        Population { customers, titles: titles.to_vec(), popularity, seed: spec.seed, zapping: spec.viewer_titles }
     }
 
     fn title(&self, rng: &mut Pcg64Mcg) -> usize {
@@ -240,10 +248,12 @@ impl SessionPlan {
         let _ = &missing;
         emit(&mut events, alias(rng, "start"), time, position, title_index, watched, quality, buffering_events, buffering_seconds, errors);
         let heartbeat: f64 = 30.0;
+        let mut zapped = 0u32;
         while events.len() < 240 {
             let duration = population.titles[title_index].duration;
             // Play a stretch, with heartbeats, until the next action.
-            let stretch = (-rng.random::<f64>().max(1e-9).ln() * 600.0).max(5.0);
+            let mean_stretch = if population.zapping.is_some() { 40.0 } else { 600.0 };
+            let stretch = (-rng.random::<f64>().max(1e-9).ln() * mean_stretch).max(5.0);
             let mut played = 0.0;
             let mut finished = false;
             while played < stretch {
@@ -294,6 +304,18 @@ impl SessionPlan {
                     continue;
                 }
                 break;
+            }
+            if let Some(titles) = population.zapping {
+                if zapped + 1 >= titles {
+                    emit(&mut events, "stop", time, position, title_index, watched, quality, buffering_events, buffering_seconds, errors);
+                    break;
+                }
+                zapped += 1;
+                title_index = rng.random_range(0..population.titles.len());
+                position = 0.0;
+                time += Duration::seconds(rng.random_range(1..5));
+                emit(&mut events, "start", time, position, title_index, watched, quality, buffering_events, buffering_seconds, errors);
+                continue;
             }
             let action: f64 = rng.random();
             match action {
@@ -414,4 +436,36 @@ fn alias(rng: &mut Pcg64Mcg, canonical: &'static str) -> &'static str {
         _ => &[canonical],
     };
     one(rng, options)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use rand::SeedableRng;
+
+    use super::*;
+
+    /// Distinct (viewer, title) pairs per event over `sessions` sessions.
+    fn pairs_per_event(viewer_titles: Option<u32>) -> f64 {
+        let spec = SimulationSpec { events: 20_000, viewer_titles, ..Default::default() };
+        let titles: Vec<Title> = (0..100).map(|i| Title { id: format!("T{i}"), duration: 1200.0 }).collect();
+        let population = Population::new(&spec, &titles);
+        let mut rng = Pcg64Mcg::seed_from_u64(1);
+        let start = spec.date.and_hms_opt(10, 0, 0).expect("valid hour").and_utc();
+        let (mut pairs, mut events) = (HashSet::new(), 0usize);
+        for index in 0..300 {
+            for event in SessionPlan::draw(&mut rng, &population, start, 10, index).events(&mut rng, &population) {
+                events += 1;
+                pairs.insert((event.customer.id.clone(), event.title.map(|t| t.id.clone())));
+            }
+        }
+        pairs.len() as f64 / events as f64
+    }
+
+    #[test]
+    fn zapping_viewers_watch_many_titles() {
+        let (realistic, zapping) = (pairs_per_event(None), pairs_per_event(Some(20)));
+        assert!(zapping > 4.0 * realistic, "viewer-title pairs per event: zapping {zapping:.3}, realistic {realistic:.3}");
+    }
 }

@@ -3,11 +3,11 @@
 //! each described by an add action with the statistics readers prune by.
 //! Nothing is visible until the adds are committed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use deltalake::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt32Array};
-use deltalake::arrow::compute::{SortColumn, concat_batches, lexsort_to_indices, take_record_batch};
+use deltalake::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use deltalake::arrow::compute::{SortColumn, interleave, interleave_record_batch, lexsort_to_indices};
 use deltalake::arrow::datatypes::{DataType, Date32Type, Int32Type, Int64Type, Schema, SchemaRef, TimeUnit, TimestampMicrosecondType};
 use deltalake::kernel::Add;
 use deltalake::parquet::arrow::ArrowWriter;
@@ -27,6 +27,8 @@ const TARGET_FILE_BYTES: usize = 96 * 1024 * 1024;
 /// Text statistics longer than this are left out (a truncated maximum would
 /// be wrong for readers that skip by it).
 const MAX_STAT_TEXT: usize = 64;
+/// The most partition columns a table has (bronze: date, hour, bucket).
+const MAX_PARTITION_COLUMNS: usize = 3;
 
 /// Writes new files of one table; `finish` returns their add actions.
 pub struct TableWriter {
@@ -124,70 +126,85 @@ impl TableWriter {
 
     /// Writes batches that carry the partition columns: rows are grouped by
     /// partition (and by the hour of the spec's `file_hours` column) into
-    /// files, and sorted by the spec's sort columns within each.
+    /// files, and sorted by the spec's sort columns within each. Each file's
+    /// rows are copied once, straight from the input batches, so a window's
+    /// rows are never held twice.
     pub async fn write_partitioned(&mut self, batches: &[RecordBatch]) -> Result<()> {
-        let mut groups: BTreeMap<(PartitionKey, i64), Vec<RecordBatch>> = BTreeMap::new();
-        for batch in batches.iter().filter(|b| b.num_rows() > 0) {
-            let keys = self.partition_keys(batch)?;
-            let hours: Vec<i64> = match self.spec.file_hours.filter(|_| self.split_hours).and_then(|name| batch.column_by_name(name)) {
-                Some(column) => {
-                    column.as_primitive::<TimestampMicrosecondType>().values().iter().map(|t| t.div_euclid(crate::time::MICROS_PER_HOUR)).collect()
-                }
-                None => vec![0; batch.num_rows()],
-            };
-            let mut rows: BTreeMap<(&PartitionKey, i64), Vec<u32>> = BTreeMap::new();
-            for (row, key) in keys.iter().enumerate() {
-                rows.entry((key, hours[row])).or_default().push(row as u32);
-            }
-            for ((key, hour), indices) in rows {
-                let part = if indices.len() == batch.num_rows() {
-                    batch.clone()
-                } else {
-                    take_record_batch(batch, &UInt32Array::from(indices)).map_err(|e| self.failed("a partition split", e))?
-                };
-                groups.entry((key.clone(), hour)).or_default().push(part);
-            }
-        }
-        for ((key, _), parts) in groups {
-            let sorted = self.sorted(&parts)?;
-            self.write(&key, &sorted).await?;
+        let batches: Vec<&RecordBatch> = batches.iter().filter(|b| b.num_rows() > 0).collect();
+        for ((key, _), rows) in self.group_rows(&batches)? {
+            let sorted = self.sorted(&batches, rows)?;
+            let part = interleave_record_batch(&batches, &sorted).map_err(|e| self.failed("a partition", e))?;
+            self.write(&key, &part).await?;
             self.close_file().await?;
         }
         Ok(())
+    }
+
+    /// The (batch, row) positions of every (partition, hour) group, in the
+    /// order of the input. A row's group is found from the raw values of its
+    /// partition columns; each group's text key is made once.
+    #[allow(clippy::type_complexity)]
+    fn group_rows(&self, batches: &[&RecordBatch]) -> Result<BTreeMap<(PartitionKey, i64), Vec<(usize, usize)>>> {
+        /// Raw partition values (a string's index in `texts`; null is
+        /// `i64::MIN`) and the hour.
+        type RawKey = [i64; MAX_PARTITION_COLUMNS + 1];
+        if self.spec.partition_columns.len() > MAX_PARTITION_COLUMNS {
+            return Err(self.failed("a partitioned batch", format!("more than {MAX_PARTITION_COLUMNS} partition columns")));
+        }
+        let mut texts: HashMap<String, i64> = HashMap::new();
+        let mut groups: HashMap<RawKey, usize> = HashMap::new();
+        let mut found: Vec<(PartitionKey, i64, Vec<(usize, usize)>)> = Vec::new();
+        for (b, batch) in batches.iter().enumerate() {
+            let columns: Vec<&ArrayRef> = self
+                .spec
+                .partition_columns
+                .iter()
+                .map(|name| batch.column_by_name(name).ok_or_else(|| self.failed("a partitioned batch", format!("no partition column {name}"))))
+                .collect::<Result<_>>()?;
+            let hours = self.spec.file_hours.filter(|_| self.split_hours).and_then(|name| batch.column_by_name(name));
+            let hours = hours.map(|column| column.as_primitive::<TimestampMicrosecondType>());
+            for row in 0..batch.num_rows() {
+                let mut raw: RawKey = [0; MAX_PARTITION_COLUMNS + 1];
+                for (slot, column) in raw.iter_mut().zip(&columns) {
+                    *slot = raw_partition_value(column, row, &mut texts);
+                }
+                raw[MAX_PARTITION_COLUMNS] = hours.map_or(0, |h| h.value(row).div_euclid(crate::time::MICROS_PER_HOUR));
+                let group = *groups.entry(raw).or_insert_with(|| {
+                    found.push((columns.iter().map(|column| partition_text(column, row)).collect(), raw[MAX_PARTITION_COLUMNS], Vec::new()));
+                    found.len() - 1
+                });
+                found[group].2.push((b, row));
+            }
+        }
+        let mut ordered = BTreeMap::new();
+        for (key, hour, rows) in found {
+            ordered.entry((key, hour)).or_insert_with(Vec::new).extend(rows);
+        }
+        Ok(ordered)
+    }
+
+    /// `rows` in the order of the spec's sort columns (the same order a sort
+    /// of the group's concatenated rows gives).
+    fn sorted(&self, batches: &[&RecordBatch], rows: Vec<(usize, usize)>) -> Result<Vec<(usize, usize)>> {
+        if self.spec.sort_columns.is_empty() || rows.len() < 2 {
+            return Ok(rows);
+        }
+        let mut columns = Vec::new();
+        for name in self.spec.sort_columns {
+            let Some(arrays) = batches.iter().map(|b| b.column_by_name(name).map(|c| c.as_ref())).collect::<Option<Vec<&dyn Array>>>() else {
+                continue;
+            };
+            let values = interleave(&arrays, &rows).map_err(|e| self.failed("a partition", e))?;
+            columns.push(SortColumn { values, options: None });
+        }
+        let order = lexsort_to_indices(&columns, None).map_err(|e| self.failed("a partition", e))?;
+        Ok(order.values().iter().map(|i| rows[*i as usize]).collect())
     }
 
     /// Closes the open file; returns every add action written so far.
     pub async fn finish(mut self) -> Result<Vec<Add>> {
         self.close_file().await?;
         Ok(self.adds)
-    }
-
-    /// The rows of `batches` in the order of the spec's sort columns.
-    fn sorted(&self, batches: &[RecordBatch]) -> Result<RecordBatch> {
-        let schema = batches[0].schema();
-        let all = concat_batches(&schema, batches).map_err(|e| self.failed("a partition", e))?;
-        if self.spec.sort_columns.is_empty() || all.num_rows() < 2 {
-            return Ok(all);
-        }
-        let columns: Vec<SortColumn> = self
-            .spec
-            .sort_columns
-            .iter()
-            .filter_map(|name| all.column_by_name(name).map(|values| SortColumn { values: values.clone(), options: None }))
-            .collect();
-        let order = lexsort_to_indices(&columns, None).map_err(|e| self.failed("a partition", e))?;
-        take_record_batch(&all, &order).map_err(|e| self.failed("a partition", e))
-    }
-
-    /// The partition key of every row of a batch carrying partition columns.
-    fn partition_keys(&self, batch: &RecordBatch) -> Result<Vec<PartitionKey>> {
-        let columns: Vec<&ArrayRef> = self
-            .spec
-            .partition_columns
-            .iter()
-            .map(|name| batch.column_by_name(name).ok_or_else(|| self.failed("a partitioned batch", format!("no partition column {name}"))))
-            .collect::<Result<_>>()?;
-        Ok((0..batch.num_rows()).map(|row| columns.iter().map(|column| partition_text(column, row)).collect()).collect())
     }
 
     /// The batch without partition columns, in the file schema's order.
@@ -293,6 +310,30 @@ impl TableWriter {
 }
 
 /// A partition value as the log writes it.
+/// A partition value as a number that tells values apart: the value of a
+/// numeric column, a string's index in `texts`, `i64::MIN` for null.
+fn raw_partition_value(column: &ArrayRef, row: usize, texts: &mut HashMap<String, i64>) -> i64 {
+    if column.is_null(row) {
+        return i64::MIN;
+    }
+    match column.data_type() {
+        DataType::Date32 => i64::from(column.as_primitive::<Date32Type>().value(row)),
+        DataType::Int32 => i64::from(column.as_primitive::<Int32Type>().value(row)),
+        DataType::Int64 => column.as_primitive::<Int64Type>().value(row),
+        _ => {
+            let text = column.as_string::<i32>().value(row);
+            match texts.get(text) {
+                Some(index) => *index,
+                None => {
+                    let index = texts.len() as i64;
+                    texts.insert(text.to_string(), index);
+                    index
+                }
+            }
+        }
+    }
+}
+
 fn partition_text(column: &ArrayRef, row: usize) -> Option<String> {
     if column.is_null(row) {
         return None;
