@@ -27,6 +27,8 @@ const TARGET_FILE_BYTES: usize = 96 * 1024 * 1024;
 /// Text statistics longer than this are left out (a truncated maximum would
 /// be wrong for readers that skip by it).
 const MAX_STAT_TEXT: usize = 64;
+/// The (batch, row) positions of the rows of each (partition, hour).
+type RowGroups = BTreeMap<(PartitionKey, i64), Vec<(usize, usize)>>;
 /// The most partition columns a table has (bronze: date, hour, bucket).
 const MAX_PARTITION_COLUMNS: usize = 3;
 
@@ -143,8 +145,7 @@ impl TableWriter {
     /// The (batch, row) positions of every (partition, hour) group, in the
     /// order of the input. A row's group is found from the raw values of its
     /// partition columns; each group's text key is made once.
-    #[allow(clippy::type_complexity)]
-    fn group_rows(&self, batches: &[&RecordBatch]) -> Result<BTreeMap<(PartitionKey, i64), Vec<(usize, usize)>>> {
+    fn group_rows(&self, batches: &[&RecordBatch]) -> Result<RowGroups> {
         /// Raw partition values (a string's index in `texts`; null is
         /// `i64::MIN`) and the hour.
         type RawKey = [i64; MAX_PARTITION_COLUMNS + 1];
@@ -153,7 +154,9 @@ impl TableWriter {
         }
         let mut texts: HashMap<String, i64> = HashMap::new();
         let mut groups: HashMap<RawKey, usize> = HashMap::new();
-        let mut found: Vec<(PartitionKey, i64, Vec<(usize, usize)>)> = Vec::new();
+        // Per group, in order of appearance: its (text key, hour) and rows.
+        let mut keys: Vec<(PartitionKey, i64)> = Vec::new();
+        let mut positions: Vec<Vec<(usize, usize)>> = Vec::new();
         for (b, batch) in batches.iter().enumerate() {
             let columns: Vec<&ArrayRef> = self
                 .spec
@@ -170,15 +173,16 @@ impl TableWriter {
                 }
                 raw[MAX_PARTITION_COLUMNS] = hours.map_or(0, |h| h.value(row).div_euclid(crate::time::MICROS_PER_HOUR));
                 let group = *groups.entry(raw).or_insert_with(|| {
-                    found.push((columns.iter().map(|column| partition_text(column, row)).collect(), raw[MAX_PARTITION_COLUMNS], Vec::new()));
-                    found.len() - 1
+                    keys.push((columns.iter().map(|column| partition_text(column, row)).collect(), raw[MAX_PARTITION_COLUMNS]));
+                    positions.push(Vec::new());
+                    keys.len() - 1
                 });
-                found[group].2.push((b, row));
+                positions[group].push((b, row));
             }
         }
-        let mut ordered = BTreeMap::new();
-        for (key, hour, rows) in found {
-            ordered.entry((key, hour)).or_insert_with(Vec::new).extend(rows);
+        let mut ordered = RowGroups::new();
+        for (key, rows) in keys.into_iter().zip(positions) {
+            ordered.entry(key).or_default().extend(rows);
         }
         Ok(ordered)
     }
@@ -196,6 +200,9 @@ impl TableWriter {
             };
             let values = interleave(&arrays, &rows).map_err(|e| self.failed("a partition", e))?;
             columns.push(SortColumn { values, options: None });
+        }
+        if columns.is_empty() {
+            return Ok(rows);
         }
         let order = lexsort_to_indices(&columns, None).map_err(|e| self.failed("a partition", e))?;
         Ok(order.values().iter().map(|i| rows[*i as usize]).collect())
