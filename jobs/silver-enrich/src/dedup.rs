@@ -10,6 +10,8 @@ use crate::columns::{Content, RowRef};
 /// One delivered copy of an event.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Copy<'a> {
+    /// `event_key`: the stored hash of (customer_id, event_id).
+    pub event_key: i64,
     pub customer_id: &'a str,
     pub event_id: &'a str,
     pub time: i64,
@@ -48,10 +50,10 @@ pub struct Resolution {
 /// `content` gives the content of a candidate or kept row, for counting
 /// copies that disagree.
 pub fn resolve<'a>(copies: &[Copy<'a>], horizon: i64, read: (i64, i64), content: impl Fn(Origin) -> Option<Content<'a>>) -> Resolution {
-    // One sort brings each event's copies together in time order: by a hash
-    // of (viewer, event id) first, which is cheap to compare, then by the
-    // ids themselves, so the order is fixed whatever the input's.
-    let mut order: Vec<(u64, u32)> = copies.iter().enumerate().map(|(i, c)| (event_hash(c), i as u32)).collect();
+    // One sort brings each event's copies together in time order: by the
+    // event key first, which is cheap to compare, then by the ids
+    // themselves, so the order is fixed whatever the input's.
+    let mut order: Vec<(i64, u32)> = copies.iter().enumerate().map(|(i, c)| (c.event_key, i as u32)).collect();
     order.sort_unstable_by(|a, b| {
         let (x, y) = (&copies[a.1 as usize], &copies[b.1 as usize]);
         a.0.cmp(&b.0)
@@ -129,15 +131,6 @@ fn resolve_event<'a>(
     }
 }
 
-/// A fixed (unseeded) hash of a copy's viewer and event id.
-fn event_hash(copy: &Copy<'_>) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in copy.customer_id.bytes().chain([0xff]).chain(copy.event_id.bytes()) {
-        hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
-    }
-    hash
-}
-
 /// Stored copies sort before candidates of the same rank.
 fn stored_first(origin: Origin) -> u8 {
     u8::from(matches!(origin, Origin::Candidate(_)))
@@ -158,7 +151,7 @@ mod tests {
     const ALL: (i64, i64) = (i64::MIN / 2, i64::MAX / 2);
 
     fn copy(object: &'static str, time_days: i64, origin: Origin) -> Copy<'static> {
-        Copy { customer_id: "c", event_id: "e", time: time_days * DAY, rank: (object, 1), origin }
+        Copy { event_key: 1, customer_id: "c", event_id: "e", time: time_days * DAY, rank: (object, 1), origin }
     }
 
     fn none(_: Origin) -> Option<Content<'static>> {

@@ -233,6 +233,7 @@ fn resolve_copies<'a>(
     for (b, c) in candidates.iter().enumerate() {
         for r in 0..c.len() {
             copies.push(Copy {
+                event_key: c.event_key.value(r),
                 customer_id: c.customer_id.value(r),
                 event_id: c.event_id.value(r),
                 time: c.timestamp.value(r),
@@ -244,6 +245,7 @@ fn resolve_copies<'a>(
     for (b, c) in stored.iter().enumerate() {
         for r in 0..c.len() {
             copies.push(Copy {
+                event_key: c.event_key.value(r),
                 customer_id: c.customer_id.value(r),
                 event_id: c.event_id.value(r),
                 time: c.timestamp.value(r),
@@ -254,6 +256,7 @@ fn resolve_copies<'a>(
     }
     for d in lost {
         copies.push(Copy {
+            event_key: d.event_key,
             customer_id: &d.customer_id,
             event_id: &d.event_id,
             time: d.event_timestamp,
