@@ -11,8 +11,8 @@ use streamreel_lake::time::MICROS_PER_DAY;
 use streamreel_lake::{LakeError, Location};
 use streamreel_tables::Metadata;
 use streamreel_tables::gold::{
-    CONCURRENCY, CONCURRENCY_PARTS, ConcurrencyPart, ConcurrencyRow, QOS_HOURLY, QOS_HOURLY_PARTS, QosPart, QosRow, RETENTION, RETENTION_PARTS,
-    RetentionPart, RetentionRow, VIDEO_DAILY, VIDEO_DAILY_PARTS, VideoDailyPart, VideoDailyRow,
+    CONCURRENCY, CONCURRENCY_PARTS, ConcurrencyPart, ConcurrencyRow, QOS_HOURLY, QOS_HOURLY_PARTS, QosPart, QosRow, RETENTION, RETENTION_BUCKETS,
+    RETENTION_PARTS, RetentionPart, RetentionRow, VIDEO_DAILY, VIDEO_DAILY_PARTS, VideoDailyPart, VideoDailyRow,
 };
 use streamreel_tables::silver::day_and_bucket;
 
@@ -62,14 +62,16 @@ pub async fn run(
     let change = concurrency.replace_partitions(day_keys(&playing_days), &[encode(&CONCURRENCY.schema, &rows)?]).await?;
     concurrency.commit(change, meta).await?;
 
-    let mut parts: Vec<RetentionPart> = read_rows(&Table::open(lake, &RETENTION_PARTS, buckets).await?, |_| true).await?;
-    parts.retain(|p| titles.contains(&p.title_id));
-    parts.sort_by_key(|p| p.customer_bucket);
-    let stored: Vec<RetentionRow> = read_rows(&retention, |_| true).await?;
-    let mut rows: Vec<RetentionRow> = stored.into_iter().filter(|r| !titles.contains(&r.title_id)).collect();
-    rows.extend(sum_retention(&parts, metadata, loaded_at));
-    let change = retention.replace_partitions(BTreeSet::from([Vec::new()]), &[encode(&RETENTION.schema, &rows)?]).await?;
-    retention.commit(change, meta).await?;
+    // The retention table is one file: rewritten only when a title changed.
+    if !titles.is_empty() {
+        let mut parts: Vec<RetentionPart> = read_rows(&Table::open(lake, &RETENTION_PARTS, buckets).await?, |_| true).await?;
+        parts.retain(|p| titles.contains(&p.title_id));
+        let stored: Vec<RetentionRow> = read_rows(&retention, |_| true).await?;
+        let mut rows: Vec<RetentionRow> = stored.into_iter().filter(|r| !titles.contains(&r.title_id)).collect();
+        rows.extend(sum_retention(&parts, metadata, loaded_at));
+        let change = retention.replace_partitions(BTreeSet::from([Vec::new()]), &[encode(&RETENTION.schema, &rows)?]).await?;
+        retention.commit(change, meta).await?;
+    }
 
     Ok(FinalizeCounts { days: days.union(&playing_days).count() as u64, titles: titles.len() as u64 })
 }
@@ -167,34 +169,32 @@ fn sum_concurrency(parts: &[ConcurrencyPart], days: &BTreeSet<i32>, loaded_at: i
 }
 
 fn sum_retention(parts: &[RetentionPart], metadata: &Metadata, loaded_at: i64) -> Vec<RetentionRow> {
-    let mut groups: BTreeMap<(&str, i32), (i64, i64, i64)> = BTreeMap::new();
+    let mut titles: BTreeMap<&str, (Vec<i64>, Vec<i64>, i64)> = BTreeMap::new();
     for p in parts {
-        let entry = groups.entry((&p.title_id, p.bucket)).or_default();
-        entry.0 += p.viewers;
-        entry.1 += p.dropoff_viewers;
-        entry.2 += p.total_viewers;
+        let (viewers, dropoff, total) = titles.entry(&p.title_id).or_insert_with(|| (vec![0; RETENTION_BUCKETS], vec![0; RETENTION_BUCKETS], 0));
+        viewers.iter_mut().zip(&p.viewers).for_each(|(sum, v)| *sum += v);
+        dropoff.iter_mut().zip(&p.dropoff_viewers).for_each(|(sum, v)| *sum += v);
+        *total += p.total_viewers;
     }
-    let first_bucket: BTreeMap<&str, i64> = groups.iter().filter(|((_, b), _)| *b == 0).map(|((t, _), v)| (*t, v.0)).collect();
-    groups
-        .iter()
-        .filter_map(|(&(title_id, bucket), &(viewers, dropoff_viewers, total_viewers))| {
-            let duration = metadata.duration(title_id)?;
-            let video = metadata.get(title_id);
-            let at_zero = first_bucket.get(title_id).copied().unwrap_or(0);
-            Some(RetentionRow {
-                title_id: title_id.to_string(),
-                title: video.and_then(|v| v.title.clone()),
-                bucket,
-                bucket_start_seconds: duration * bucket as f64 / 100.0,
-                bucket_end_seconds: duration * (bucket + 1) as f64 / 100.0,
-                viewers,
-                retention_share: (at_zero > 0).then(|| viewers as f64 / at_zero as f64),
-                dropoff_viewers,
-                total_viewers,
-                _loaded_at: loaded_at,
-            })
-        })
-        .collect()
+    let mut rows = Vec::new();
+    for (title_id, (viewers, dropoff, total_viewers)) in titles {
+        let Some(duration) = metadata.duration(title_id) else { continue };
+        let title = metadata.get(title_id).and_then(|v| v.title.clone());
+        let at_zero = viewers[0];
+        rows.extend((0..RETENTION_BUCKETS).map(|bucket| RetentionRow {
+            title_id: title_id.to_string(),
+            title: title.clone(),
+            bucket: bucket as i32,
+            bucket_start_seconds: duration * bucket as f64 / RETENTION_BUCKETS as f64,
+            bucket_end_seconds: duration * (bucket + 1) as f64 / RETENTION_BUCKETS as f64,
+            viewers: viewers[bucket],
+            retention_share: (at_zero > 0).then(|| viewers[bucket] as f64 / at_zero as f64),
+            dropoff_viewers: dropoff[bucket],
+            total_viewers,
+            _loaded_at: loaded_at,
+        }));
+    }
+    rows
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use streamreel_lake::config::MetricSettings;
 use streamreel_lake::rows::positive_zero;
 use streamreel_lake::time::{MICROS_PER_DAY, MICROS_PER_HOUR};
 use streamreel_tables::Metadata;
-use streamreel_tables::gold::{ConcurrencyPart, EngagementRow, QosPart, RetentionPart, VideoDailyPart, ViewerDailyRow};
+use streamreel_tables::gold::{ConcurrencyPart, EngagementRow, QosPart, RETENTION_BUCKETS, RetentionPart, VideoDailyPart, ViewerDailyRow};
 use streamreel_tables::intervals::{flatten, merge_intervals, pairs};
 use streamreel_tables::silver::SessionRow;
 
@@ -175,35 +175,33 @@ pub fn viewer_daily(sessions: &[SessionRow], loaded_at: i64) -> Vec<ViewerDailyR
 /// the viewers whose watched union covers the whole bucket, and the viewers
 /// whose furthest position falls in it. Only viewers who watched something
 /// count.
-pub fn retention_parts(title_id: &str, duration: f64, viewers: &[&EngagementRow], customer_bucket: i32) -> Vec<RetentionPart> {
+pub fn retention_part(title_id: &str, duration: f64, viewers: &[&EngagementRow], customer_bucket: i32) -> Option<RetentionPart> {
     const EPSILON: f64 = 1e-9;
     let watched: Vec<&&EngagementRow> = viewers.iter().filter(|e| !e.unique_watch_intervals.is_empty()).collect();
-    let mut covering = [0i64; 100];
-    let mut dropoff = [0i64; 100];
+    if watched.is_empty() {
+        return None;
+    }
+    let mut covering = vec![0i64; RETENTION_BUCKETS];
+    let mut dropoff = vec![0i64; RETENTION_BUCKETS];
+    let buckets = RETENTION_BUCKETS as f64;
     for viewer in &watched {
         let union = pairs(&viewer.unique_watch_intervals);
         for (bucket, count) in covering.iter_mut().enumerate() {
-            let (from, to) = (duration * bucket as f64 / 100.0, duration * (bucket + 1) as f64 / 100.0);
+            let (from, to) = (duration * bucket as f64 / buckets, duration * (bucket + 1) as f64 / buckets);
             if union.iter().any(|(a, b)| *a <= from + EPSILON && to - EPSILON <= *b) {
                 *count += 1;
             }
         }
-        let bucket = ((100.0 * viewer.max_position_seconds / duration).floor() as i64).clamp(0, 99) as usize;
+        let bucket = ((buckets * viewer.max_position_seconds / duration).floor() as i64).clamp(0, RETENTION_BUCKETS as i64 - 1) as usize;
         dropoff[bucket] += 1;
     }
-    if watched.is_empty() {
-        return Vec::new();
-    }
-    (0..100)
-        .map(|bucket| RetentionPart {
-            title_id: title_id.to_string(),
-            bucket: bucket as i32,
-            viewers: covering[bucket],
-            dropoff_viewers: dropoff[bucket],
-            total_viewers: watched.len() as i64,
-            customer_bucket,
-        })
-        .collect()
+    Some(RetentionPart {
+        title_id: title_id.to_string(),
+        viewers: covering,
+        dropoff_viewers: dropoff,
+        total_viewers: watched.len() as i64,
+        customer_bucket,
+    })
 }
 
 /// One bucket's quality of service per hour of session start and the
@@ -418,11 +416,12 @@ mod tests {
             e
         };
         let (a, b, idle) = (mk(vec![0.0, 120.0], 120.0), mk(vec![0.0, 3.0, 150.0, 300.0], 300.0), mk(vec![], 0.0));
-        let rows = retention_parts("video_001", 300.0, &[&a, &b, &idle], 7);
-        assert_eq!(rows.len(), 100);
-        assert_eq!((rows[0].viewers, rows[39].viewers, rows[40].viewers, rows[60].viewers), (2, 1, 0, 1));
-        assert_eq!((rows[40].dropoff_viewers, rows[99].dropoff_viewers), (1, 1));
-        assert_eq!(rows[0].total_viewers, 2, "a viewer who watched nothing is not counted");
+        let part = retention_part("video_001", 300.0, &[&a, &b, &idle], 7).expect("two viewers watched");
+        assert_eq!((part.viewers.len(), part.dropoff_viewers.len()), (100, 100));
+        assert_eq!((part.viewers[0], part.viewers[39], part.viewers[40], part.viewers[60]), (2, 1, 0, 1));
+        assert_eq!((part.dropoff_viewers[40], part.dropoff_viewers[99]), (1, 1));
+        assert_eq!(part.total_viewers, 2, "a viewer who watched nothing is not counted");
+        assert_eq!(retention_part("video_001", 300.0, &[&idle], 7), None, "no part without a viewer who watched");
     }
 
     #[test]

@@ -19,7 +19,7 @@ use streamreel_tables::gold::{
 use streamreel_tables::silver::{SESSIONS, SessionRow, partition};
 
 use crate::changes::{BucketChanges, Changes};
-use crate::metrics::{concurrency_parts, engagement, qos_parts, retention_parts, video_daily_parts, viewer_daily};
+use crate::metrics::{concurrency_parts, engagement, qos_parts, retention_part, video_daily_parts, viewer_daily};
 
 /// What a shard run wrote.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -143,7 +143,7 @@ async fn recompute_bucket(input: &ShardInput<'_>, tables: &Tables, bucket: u32, 
     for title in &changed.titles {
         if let Some(duration) = input.metadata.duration(title) {
             let viewers: Vec<&EngagementRow> = rows.iter().filter(|r| &r.title_id == title).collect();
-            out.retention_parts.extend(retention_parts(title, duration, &viewers, bucket as i32));
+            out.retention_parts.extend(retention_part(title, duration, &viewers, bucket as i32));
         }
     }
     out.engagement.extend(rows);

@@ -269,36 +269,41 @@ pub struct RetentionRow {
     pub _loaded_at: i64,
 }
 
-/// One customer bucket's viewers of each 1 % bucket of a title.
+/// One customer bucket's viewers of each 1 % bucket of a title: one row per
+/// (title, customer bucket) with the 100 counts as lists, so that a run reads
+/// and rewrites a hundred times fewer rows than one row per 1 % bucket.
 pub static RETENTION_PARTS: LazyLock<TableSpec> = LazyLock::new(|| TableSpec {
-    path: "gold/partials/video_retention",
+    path: "gold/partials/title_retention",
     schema: Arc::new(Schema::new(vec![
         text("title_id", false),
-        int32("bucket"),
-        int("viewers", false),
-        int("dropoff_viewers", false),
+        list("viewers", DataType::Int64),
+        list("dropoff_viewers", DataType::Int64),
         int("total_viewers", false),
         int32(CUSTOMER_BUCKET),
     ])),
     partition_columns: &[CUSTOMER_BUCKET],
     stats_columns: &["title_id"],
     plain_columns: &[],
-    sort_columns: &["title_id", "bucket"],
+    sort_columns: &["title_id"],
     file_hours: None,
     row_group_rows: 64 * 1024,
     bucketed: true,
     private: false,
 });
 
+/// `viewers[i]` covered the whole of 1 % bucket `i`; `dropoff_viewers[i]`
+/// stopped in it. Both hold [`RETENTION_BUCKETS`] counts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RetentionPart {
     pub title_id: String,
-    pub bucket: i32,
-    pub viewers: i64,
-    pub dropoff_viewers: i64,
+    pub viewers: Vec<i64>,
+    pub dropoff_viewers: Vec<i64>,
     pub total_viewers: i64,
     pub customer_bucket: i32,
 }
+
+/// The 1 % buckets of a title's retention curve.
+pub const RETENTION_BUCKETS: usize = 100;
 
 pub static QOS_HOURLY: LazyLock<TableSpec> = LazyLock::new(|| TableSpec {
     path: "gold/qos_hourly",
@@ -456,7 +461,7 @@ mod tests {
 
     #[test]
     fn partial_rows_encode_into_their_schemas() {
-        let part = RetentionPart { title_id: "t".into(), bucket: 3, viewers: 2, dropoff_viewers: 1, total_viewers: 2, customer_bucket: 5 };
+        let part = RetentionPart { title_id: "t".into(), viewers: vec![2, 1], dropoff_viewers: vec![0, 1], total_viewers: 2, customer_bucket: 5 };
         let batch = streamreel_lake::rows::encode(&RETENTION_PARTS.schema, std::slice::from_ref(&part)).unwrap();
         assert_eq!(streamreel_lake::rows::decode::<RetentionPart>(&batch).unwrap(), vec![part]);
         let row =
