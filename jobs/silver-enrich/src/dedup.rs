@@ -62,20 +62,14 @@ pub fn resolve<'a>(copies: &[Copy<'a>], horizon: i64, read: (i64, i64), content:
     });
     let mut out = Resolution::default();
     let mut group: Vec<Copy<'a>> = Vec::new();
-    let mut start = 0;
-    while start < order.len() {
-        let first = &copies[order[start].1 as usize];
-        let mut end = start + 1;
-        while end < order.len() && {
-            let next = &copies[order[end].1 as usize];
-            order[end].0 == order[start].0 && next.customer_id == first.customer_id && next.event_id == first.event_id
-        } {
-            end += 1;
-        }
+    let same_event = |a: &(i64, u32), b: &(i64, u32)| {
+        let (x, y) = (&copies[a.1 as usize], &copies[b.1 as usize]);
+        a.0 == b.0 && x.customer_id == y.customer_id && x.event_id == y.event_id
+    };
+    for event in order.chunk_by(same_event) {
         group.clear();
-        group.extend(order[start..end].iter().map(|(_, i)| copies[*i as usize]));
+        group.extend(event.iter().map(|(_, i)| copies[*i as usize]));
         resolve_event(&mut group, horizon, read, &content, &mut out);
-        start = end;
     }
     out
 }

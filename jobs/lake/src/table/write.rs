@@ -27,8 +27,10 @@ const TARGET_FILE_BYTES: usize = 96 * 1024 * 1024;
 /// Text statistics longer than this are left out (a truncated maximum would
 /// be wrong for readers that skip by it).
 const MAX_STAT_TEXT: usize = 64;
-/// The (batch, row) positions of the rows of each (partition, hour).
-type RowGroups = BTreeMap<(PartitionKey, i64), Vec<(usize, usize)>>;
+/// (batch, row) positions of rows of the input batches.
+type Positions = Vec<(usize, usize)>;
+/// The positions of the rows of each (partition, hour).
+type RowGroups = BTreeMap<(PartitionKey, i64), Positions>;
 /// The most partition columns a table has (bronze: date, hour, bucket).
 const MAX_PARTITION_COLUMNS: usize = 3;
 
@@ -155,8 +157,7 @@ impl TableWriter {
         let mut texts: HashMap<String, i64> = HashMap::new();
         let mut groups: HashMap<RawKey, usize> = HashMap::new();
         // Per group, in order of appearance: its (text key, hour) and rows.
-        let mut keys: Vec<(PartitionKey, i64)> = Vec::new();
-        let mut positions: Vec<Vec<(usize, usize)>> = Vec::new();
+        let mut found: Vec<((PartitionKey, i64), Positions)> = Vec::new();
         for (b, batch) in batches.iter().enumerate() {
             let columns: Vec<&ArrayRef> = self
                 .spec
@@ -173,15 +174,14 @@ impl TableWriter {
                 }
                 raw[MAX_PARTITION_COLUMNS] = hours.map_or(0, |h| h.value(row).div_euclid(crate::time::MICROS_PER_HOUR));
                 let group = *groups.entry(raw).or_insert_with(|| {
-                    keys.push((columns.iter().map(|column| partition_text(column, row)).collect(), raw[MAX_PARTITION_COLUMNS]));
-                    positions.push(Vec::new());
-                    keys.len() - 1
+                    found.push(((columns.iter().map(|column| partition_text(column, row)).collect(), raw[MAX_PARTITION_COLUMNS]), Vec::new()));
+                    found.len() - 1
                 });
-                positions[group].push((b, row));
+                found[group].1.push((b, row));
             }
         }
         let mut ordered = RowGroups::new();
-        for (key, rows) in keys.into_iter().zip(positions) {
+        for (key, rows) in found {
             ordered.entry(key).or_default().extend(rows);
         }
         Ok(ordered)
@@ -189,7 +189,7 @@ impl TableWriter {
 
     /// `rows` in the order of the spec's sort columns (the same order a sort
     /// of the group's concatenated rows gives).
-    fn sorted(&self, batches: &[&RecordBatch], rows: Vec<(usize, usize)>) -> Result<Vec<(usize, usize)>> {
+    fn sorted(&self, batches: &[&RecordBatch], rows: Positions) -> Result<Positions> {
         if self.spec.sort_columns.is_empty() || rows.len() < 2 {
             return Ok(rows);
         }
@@ -316,7 +316,6 @@ impl TableWriter {
     }
 }
 
-/// A partition value as the log writes it.
 /// A partition value as a number that tells values apart: the value of a
 /// numeric column, a string's index in `texts`, `i64::MIN` for null.
 fn raw_partition_value(column: &ArrayRef, row: usize, texts: &mut HashMap<String, i64>) -> i64 {
@@ -341,6 +340,7 @@ fn raw_partition_value(column: &ArrayRef, row: usize, texts: &mut HashMap<String
     }
 }
 
+/// A partition value as the log writes it.
 fn partition_text(column: &ArrayRef, row: usize) -> Option<String> {
     if column.is_null(row) {
         return None;
