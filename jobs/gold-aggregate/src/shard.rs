@@ -8,7 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use streamreel_lake::config::MetricSettings;
 use streamreel_lake::rows::{decode, encode};
-use streamreel_lake::table::{CommitMeta, PartitionKey, Table};
+use streamreel_lake::table::key_filter::text_key;
+use streamreel_lake::table::{CommitMeta, DataFile, PartitionKey, Table};
 use streamreel_lake::time::day_of;
 use streamreel_lake::{LakeError, Location};
 use streamreel_tables::Metadata;
@@ -110,16 +111,22 @@ async fn recompute_bucket(input: &ShardInput<'_>, tables: &Tables, bucket: u32, 
     let bucket_key = vec![Some(bucket.to_string())];
     let existing: Vec<EngagementRow> = read_rows(&tables.engagement, |key| key == &bucket_key).await?;
 
-    // The days holding sessions of a changed viewer-video: those of the
-    // changes, and those its stored row spans (a session may start the day
-    // before its first playback).
-    let mut days: BTreeSet<i32> = changed.start_days.clone();
-    days.extend(changed.playing_days.iter().flat_map(|d| [d - 1, *d]));
+    // Every session of the days the changes touch (the daily tables), and
+    // of a changed viewer-video the sessions of every day its stored row
+    // spans (a session may start the day before its first playback): of
+    // those days, only the files whose key filter may hold a changed pair.
+    let mut whole_days: BTreeSet<i32> = changed.start_days.clone();
+    whole_days.extend(changed.playing_days.iter().flat_map(|d| [d - 1, *d]));
+    let mut span_days: BTreeSet<i32> = BTreeSet::new();
     for row in existing.iter().filter(|r| changed.viewer_titles.contains(&(r.customer_id.clone(), r.title_id.clone()))) {
-        days.extend(day_of(row.first_watched_at) - 1..=day_of(row.last_watched_at));
+        span_days.extend(day_of(row.first_watched_at) - 1..=day_of(row.last_watched_at));
     }
-    let day_keys: BTreeSet<PartitionKey> = days.iter().map(|d| partition(*d, bucket)).collect();
-    let mut sessions: Vec<SessionRow> = read_rows(&tables.sessions, |key| day_keys.contains(key)).await?;
+    let whole_keys: BTreeSet<PartitionKey> = whole_days.iter().map(|d| partition(*d, bucket)).collect();
+    let span_keys: BTreeSet<PartitionKey> = span_days.difference(&whole_days).map(|d| partition(*d, bucket)).collect();
+    let pair_keys: Vec<u64> = changed.viewer_titles.iter().map(|(customer, title)| text_key(&[customer, title])).collect();
+    let mut files = tables.sessions.files_where(|key| whole_keys.contains(key));
+    files.extend(tables.sessions.files_where(|key| span_keys.contains(key)).into_iter().filter(|file| file.may_hold_any(&pair_keys)));
+    let mut sessions: Vec<SessionRow> = read_files(&tables.sessions, files).await?;
     // Every sum then adds in one order, whatever the files' layout.
     sessions.sort_by(|a, b| {
         (a.session_start, &a.customer_id, &a.session_key, &a.title_id).cmp(&(b.session_start, &b.customer_id, &b.session_key, &b.title_id))
@@ -168,8 +175,12 @@ async fn recompute_bucket(input: &ShardInput<'_>, tables: &Tables, bucket: u32, 
 
 /// Every row of the table's partitions that `keep` selects.
 pub async fn read_rows<T: serde::de::DeserializeOwned>(table: &Table, keep: impl Fn(&PartitionKey) -> bool) -> Result<Vec<T>, LakeError> {
+    read_files(table, table.files_where(keep)).await
+}
+
+async fn read_files<T: serde::de::DeserializeOwned>(table: &Table, files: Vec<DataFile>) -> Result<Vec<T>, LakeError> {
     let mut rows = Vec::new();
-    for batch in table.scan(table.files_where(keep)).read().await? {
+    for batch in table.scan(files).read().await? {
         rows.extend(decode::<T>(&batch)?);
     }
     Ok(rows)

@@ -9,14 +9,17 @@ use std::sync::Arc;
 
 use streamreel_lake::arrow::array::{AsArray, BooleanArray, RecordBatch, UInt32Array};
 use streamreel_lake::arrow::compute::take_record_batch;
-use streamreel_lake::arrow::datatypes::{Int64Type, TimestampMicrosecondType};
+use streamreel_lake::arrow::datatypes::{Int32Type, Int64Type, TimestampMicrosecondType};
 use streamreel_lake::cores::shares_on_cores;
 use streamreel_lake::shard::key_hash;
+use streamreel_lake::table::key_filter::int_key;
 use streamreel_lake::table::{DataFile, PartitionKey, Prune, RowFilter, Table};
 use streamreel_lake::time::{MICROS_PER_DAY, MICROS_PER_HOUR, day_of};
 use streamreel_lake::{LakeError, Location};
 use streamreel_tables::Metadata;
-use streamreel_tables::silver::{CHANGES, ChangeRow, DUPLICATES, DuplicateRow, EVENTS, SEGMENTS, SESSIONS, SegmentRow, SessionRow, partition};
+use streamreel_tables::silver::{
+    CHANGES, CUSTOMER_BUCKET, ChangeRow, DUPLICATES, DuplicateRow, EVENTS, SEGMENTS, SESSIONS, SegmentRow, SessionRow, partition,
+};
 use tracing::info;
 
 use crate::columns::{EVENT_COLUMNS, EventColumns, RowRef};
@@ -119,14 +122,18 @@ pub async fn plan(input: &PlanInput<'_>, candidates: &[RecordBatch]) -> Result<P
 
     // Deduplication, reading the stored copies of the candidates' ids.
     let keys: Arc<HashSet<i64>> = Arc::new(columns.iter().flat_map(|c| c.event_key.values().iter().copied()).collect());
+    let keys_by_bucket = KeysByBucket::of(candidates)?;
     let mut read = (first - horizon, last + horizon);
     let (stored, stored_files, lost, resolution) = loop {
         if candidates.iter().all(|b| b.num_rows() == 0) {
             break (Vec::new(), Vec::new(), Vec::new(), Resolution::default());
         }
         let (stored, stored_files) =
-            lookup_events(input, &mut plan.events_read, read, RowFilter::new(&["event_key"], key_filter(keys.clone(), "event_key")), None).await?;
-        let lost = lookup_duplicates(input, &mut plan.duplicates_read, read, keys.clone()).await?;
+            lookup_events(input, &mut plan.events_read, read, RowFilter::new(&["event_key"], key_filter(keys.clone(), "event_key")), None, |file| {
+                keys_by_bucket.may_be_in(file)
+            })
+            .await?;
+        let lost = lookup_duplicates(input, &mut plan.duplicates_read, read, keys.clone(), &keys_by_bucket).await?;
         let stored_columns: Vec<EventColumns<'_>> = stored.iter().map(EventColumns::new).collect();
         let resolution = resolve_copies(&columns, &stored_columns, &lost, horizon, read);
         match resolution.needs {
@@ -278,6 +285,33 @@ fn key_filter(keys: Arc<HashSet<i64>>, column: &'static str) -> impl Fn(&RecordB
     }
 }
 
+/// The candidates' event keys by customer bucket: a stored file of a
+/// bucket is opened only when its key filter may hold one of them.
+struct KeysByBucket(HashMap<String, Vec<u64>>);
+
+impl KeysByBucket {
+    fn of(candidates: &[RecordBatch]) -> Result<KeysByBucket, SilverError> {
+        let mut by_bucket: HashMap<i32, Vec<u64>> = HashMap::new();
+        for batch in candidates {
+            let (Some(buckets), Some(keys)) = (batch.column_by_name(CUSTOMER_BUCKET), batch.column_by_name("event_key")) else {
+                return Err(LakeError::data("candidate events", "no customer_bucket or event_key column").into());
+            };
+            for (bucket, key) in buckets.as_primitive::<Int32Type>().values().iter().zip(keys.as_primitive::<Int64Type>().values()) {
+                by_bucket.entry(*bucket).or_default().push(int_key(*key));
+            }
+        }
+        Ok(KeysByBucket(by_bucket.into_iter().map(|(bucket, keys)| (bucket.to_string(), keys)).collect()))
+    }
+
+    /// Files of the (day, bucket) partitions hold no other bucket's keys.
+    fn may_be_in(&self, file: &DataFile) -> bool {
+        match file.partition.get(1).cloned().flatten() {
+            Some(bucket) => self.0.get(&bucket).is_some_and(|keys| file.may_hold_any(keys)),
+            None => true,
+        }
+    }
+}
+
 /// The (day, bucket) partitions of the chunk's buckets between two times.
 fn partitions_between(buckets: &BTreeSet<u32>, from: i64, to: i64) -> BTreeSet<PartitionKey> {
     (day_of(from)..=day_of(to)).flat_map(|day| buckets.iter().map(move |b| partition(day, *b))).collect()
@@ -291,10 +325,12 @@ async fn lookup_events(
     read: (i64, i64),
     filter: RowFilter,
     intervals: Option<Vec<(i64, i64)>>,
+    may_hold: impl Fn(&DataFile) -> bool,
 ) -> Result<(Vec<RecordBatch>, Vec<DataFile>), SilverError> {
     let scope = partitions_between(input.buckets, read.0, read.1);
     read_set.extend(scope.iter().cloned());
-    let files = input.tables.events.files_where(|key| scope.contains(key));
+    let mut files = input.tables.events.files_where(|key| scope.contains(key));
+    files.retain(may_hold);
     let per_file = input
         .tables
         .events
@@ -320,10 +356,12 @@ async fn lookup_duplicates(
     read_set: &mut BTreeSet<PartitionKey>,
     read: (i64, i64),
     keys: Arc<HashSet<i64>>,
+    keys_by_bucket: &KeysByBucket,
 ) -> Result<Vec<DuplicateRow>, SilverError> {
     let scope = partitions_between(input.buckets, read.0, read.1);
     read_set.extend(scope.iter().cloned());
-    let files = input.tables.duplicates.files_where(|key| scope.contains(key));
+    let mut files = input.tables.duplicates.files_where(|key| scope.contains(key));
+    files.retain(|file| keys_by_bucket.may_be_in(file));
     let batches = input
         .tables
         .duplicates
@@ -362,7 +400,7 @@ async fn recompute(
         let intervals = crate::sessions::merge(&ranges.values().copied().collect::<Vec<_>>());
         let (lo, hi) = (intervals[0].0, intervals[intervals.len() - 1].1);
         let filter = RowFilter::new(&["session_hash"], key_filter(hashes.clone(), "session_hash"));
-        let (stored, _) = lookup_events(input, &mut plan.events_read, (lo, hi), filter, Some(intervals.clone())).await?;
+        let (stored, _) = lookup_events(input, &mut plan.events_read, (lo, hi), filter, Some(intervals.clone()), |_| true).await?;
         let stored_columns: Vec<EventColumns<'_>> = stored.iter().map(EventColumns::new).collect();
         let session_scope_keys =
             (day_of(lo) - SESSION_DAYS_BACK..=day_of(hi)).flat_map(|d| input.buckets.iter().map(move |b| partition(d, *b))).collect::<BTreeSet<_>>();

@@ -72,6 +72,7 @@ pub static EVENTS: LazyLock<TableSpec> = LazyLock::new(|| {
         row_group_rows: 64 * 1024,
         bucketed: true,
         private: true,
+        key_columns: &[],
     }
 });
 
@@ -134,6 +135,7 @@ pub static REJECTS: LazyLock<TableSpec> = LazyLock::new(|| TableSpec {
     row_group_rows: 64 * 1024,
     bucketed: true,
     private: true,
+    key_columns: &[],
 });
 
 #[derive(Debug, Serialize)]

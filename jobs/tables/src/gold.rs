@@ -58,6 +58,7 @@ pub static ENGAGEMENT: LazyLock<TableSpec> = LazyLock::new(|| TableSpec {
     row_group_rows: 64 * 1024,
     bucketed: true,
     private: false,
+    key_columns: &[],
 });
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -113,6 +114,7 @@ pub static VIEWER_DAILY: LazyLock<TableSpec> = LazyLock::new(|| TableSpec {
     row_group_rows: 64 * 1024,
     bucketed: true,
     private: false,
+    key_columns: &[],
 });
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -155,6 +157,7 @@ pub static VIDEO_DAILY: LazyLock<TableSpec> = LazyLock::new(|| TableSpec {
     row_group_rows: 64 * 1024,
     bucketed: false,
     private: false,
+    key_columns: &[],
 });
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -208,6 +211,7 @@ pub static VIDEO_DAILY_PARTS: LazyLock<TableSpec> = LazyLock::new(|| TableSpec {
     row_group_rows: 64 * 1024,
     bucketed: true,
     private: false,
+    key_columns: &[],
 });
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -253,6 +257,7 @@ pub static RETENTION: LazyLock<TableSpec> = LazyLock::new(|| TableSpec {
     row_group_rows: 64 * 1024,
     bucketed: false,
     private: false,
+    key_columns: &[],
 });
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -289,6 +294,7 @@ pub static RETENTION_PARTS: LazyLock<TableSpec> = LazyLock::new(|| TableSpec {
     row_group_rows: 64 * 1024,
     bucketed: true,
     private: false,
+    key_columns: &[],
 });
 
 /// `viewers[i]` covered the whole of 1 % bucket `i`; `dropoff_viewers[i]`
@@ -331,6 +337,7 @@ pub static QOS_HOURLY: LazyLock<TableSpec> = LazyLock::new(|| TableSpec {
     row_group_rows: 64 * 1024,
     bucketed: false,
     private: false,
+    key_columns: &[],
 });
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -377,6 +384,7 @@ pub static QOS_HOURLY_PARTS: LazyLock<TableSpec> = LazyLock::new(|| TableSpec {
     row_group_rows: 64 * 1024,
     bucketed: true,
     private: false,
+    key_columns: &[],
 });
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -415,6 +423,7 @@ pub static CONCURRENCY: LazyLock<TableSpec> = LazyLock::new(|| TableSpec {
     row_group_rows: 64 * 1024,
     bucketed: false,
     private: false,
+    key_columns: &[],
 });
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -445,6 +454,7 @@ pub static CONCURRENCY_PARTS: LazyLock<TableSpec> = LazyLock::new(|| TableSpec {
     row_group_rows: 64 * 1024,
     bucketed: true,
     private: false,
+    key_columns: &[],
 });
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -87,6 +87,8 @@ pub static EVENTS: LazyLock<TableSpec> = LazyLock::new(|| TableSpec {
     row_group_rows: 16 * 1024,
     bucketed: true,
     private: false,
+    // Deduplication looks copies up by event_key over a week of files.
+    key_columns: &["event_key"],
 });
 
 /// Copies that lost deduplication (and winners later displaced by an
@@ -111,6 +113,7 @@ pub static DUPLICATES: LazyLock<TableSpec> = LazyLock::new(|| TableSpec {
     row_group_rows: 64 * 1024,
     bucketed: true,
     private: false,
+    key_columns: &["event_key"],
 });
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -157,6 +160,7 @@ pub static SEGMENTS: LazyLock<TableSpec> = LazyLock::new(|| TableSpec {
     row_group_rows: 32 * 1024,
     bucketed: true,
     private: false,
+    key_columns: &[],
 });
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -233,6 +237,8 @@ pub static SESSIONS: LazyLock<TableSpec> = LazyLock::new(|| TableSpec {
     row_group_rows: 32 * 1024,
     bucketed: true,
     private: false,
+    // Gold reads a returning viewer-title's sessions over its whole span.
+    key_columns: &["customer_id", "title_id"],
 });
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -293,6 +299,7 @@ pub static CHANGES: LazyLock<TableSpec> = LazyLock::new(|| TableSpec {
     row_group_rows: 64 * 1024,
     bucketed: false,
     private: false,
+    key_columns: &[],
 });
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -5,6 +5,7 @@
 //! matters when every hourly run opens a dozen tables.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use deltalake::arrow::array::{Array, AsArray, MapArray, RecordBatch, StructArray};
@@ -15,6 +16,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use serde::Deserialize;
 
+use super::key_filter::{KeyFilter, TAG};
 use super::{DataFile, PartitionKey};
 
 /// A version of the table: its live files and configuration.
@@ -77,6 +79,8 @@ struct AddLine {
     modification_time: i64,
     #[serde(default)]
     stats: Option<String>,
+    #[serde(default)]
+    tags: Option<HashMap<String, Option<String>>>,
 }
 
 #[derive(Deserialize)]
@@ -104,6 +108,7 @@ pub fn parse_commit(bytes: &[u8], partition_columns: &[&str]) -> Result<Actions,
                 add.size,
                 add.modification_time,
                 add.stats.as_deref(),
+                add.tags.as_ref().and_then(|t| t.get(TAG)).and_then(|v| v.as_deref()),
                 partition_columns,
             ));
         }
@@ -123,7 +128,8 @@ pub fn parse_commit(bytes: &[u8], partition_columns: &[&str]) -> Result<Actions,
 
 /// The live file an add action of ours describes.
 pub fn data_file_of(add: &deltalake::kernel::Add, partition_columns: &[&str]) -> DataFile {
-    data_file(add.path.clone(), &add.partition_values, add.size, add.modification_time, add.stats.as_deref(), partition_columns)
+    let keys = add.tags.as_ref().and_then(|t| t.get(TAG)).and_then(|v| v.as_deref());
+    data_file(add.path.clone(), &add.partition_values, add.size, add.modification_time, add.stats.as_deref(), keys, partition_columns)
 }
 
 fn lines(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
@@ -140,6 +146,7 @@ fn data_file(
     size: i64,
     modified: i64,
     stats: Option<&str>,
+    keys: Option<&str>,
     partition_columns: &[&str],
 ) -> DataFile {
     let stats: Option<serde_json::Value> = stats.and_then(|s| serde_json::from_str(s).ok());
@@ -152,6 +159,7 @@ fn data_file(
         modified,
         min: section("minValues"),
         max: section("maxValues"),
+        keys: keys.and_then(KeyFilter::decode).map(Arc::new),
     }
 }
 
@@ -296,10 +304,12 @@ fn read_adds(adds: &StructArray, partition_columns: &[&str], snapshot: &mut Snap
     let modified = column("modificationTime")?.as_primitive::<Int64Type>();
     let values = column("partitionValues")?.as_map();
     let stats = adds.column_by_name("stats").map(|c| c.as_string::<i32>());
+    let tags = adds.column_by_name("tags").map(|c| c.as_map());
     for row in (0..adds.len()).filter(|&i| adds.is_valid(i)) {
         let values: HashMap<String, Option<String>> = map_at(values, row).into_iter().collect();
         let stats = stats.filter(|s| s.is_valid(row)).map(|s| s.value(row));
-        let file = data_file(decode(path.value(row)), &values, size.value(row), modified.value(row), stats, partition_columns);
+        let keys = tags.and_then(|t| map_at(t, row).into_iter().find(|(k, _)| k == TAG)).and_then(|(_, v)| v);
+        let file = data_file(decode(path.value(row)), &values, size.value(row), modified.value(row), stats, keys.as_deref(), partition_columns);
         snapshot.files.insert(file.path.clone(), file);
     }
     Ok(())

@@ -4,6 +4,7 @@
 //! onto the snapshot it was planned from ([`commit`]).
 
 pub mod commit;
+pub mod key_filter;
 mod log;
 pub mod maintain;
 mod ops;
@@ -23,6 +24,7 @@ use tracing::debug;
 
 use crate::error::{LakeError, Result};
 use crate::location::Location;
+use key_filter::KeyFilter;
 
 pub use commit::{Change, CommitMeta, ReadSet};
 pub use scan::{Prune, RowFilter, Scan};
@@ -52,6 +54,10 @@ pub struct TableSpec {
     /// Holds personal data in the clear: files on a local lake are written
     /// readable by owner and group only.
     pub private: bool,
+    /// Columns whose values (one 64-bit integer, or texts hashed together)
+    /// every file records in a bloom filter in its add action, so lookups
+    /// by them skip files from the log ([`key_filter`]).
+    pub key_columns: &'static [&'static str],
 }
 
 impl TableSpec {
@@ -87,6 +93,8 @@ pub struct DataFile {
     /// Per-column minimum and maximum from the log's statistics.
     pub min: serde_json::Map<String, serde_json::Value>,
     pub max: serde_json::Map<String, serde_json::Value>,
+    /// The bloom filter of the spec's key columns, when the file has one.
+    pub keys: Option<Arc<KeyFilter>>,
 }
 
 impl DataFile {
@@ -102,6 +110,7 @@ impl DataFile {
             modified: view.modification_time(),
             min: section("minValues"),
             max: section("maxValues"),
+            keys: None,
         }
     }
 
@@ -120,6 +129,12 @@ impl DataFile {
             base_row_id: None,
             default_row_commit_version: None,
         }
+    }
+
+    /// False only when the file certainly holds none of `keys` (filter keys
+    /// of the spec's key columns); a file without a filter may hold any.
+    pub fn may_hold_any(&self, keys: &[u64]) -> bool {
+        self.keys.as_ref().is_none_or(|filter| keys.iter().any(|k| filter.may_hold(*k)))
     }
 
     /// The file's value range of a numeric or timestamp statistics column,

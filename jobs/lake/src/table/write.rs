@@ -18,6 +18,7 @@ use deltalake::parquet::file::statistics::Statistics;
 use object_store::{ObjectStore, ObjectStoreExt};
 use serde_json::{Map, Value, json};
 
+use super::key_filter::{self, KeyFilter};
 use super::{PartitionKey, Table, TableSpec, date_value};
 use crate::error::{LakeError, Result};
 use crate::location::Location;
@@ -52,6 +53,9 @@ pub struct TableWriter {
 struct OpenFile {
     key: PartitionKey,
     writer: ArrowWriter<Vec<u8>>,
+    /// The filter keys of its rows, while the spec has key columns and
+    /// there are at most `key_filter::MAX_KEYS`.
+    filter_keys: Option<Vec<u64>>,
 }
 
 impl Table {
@@ -114,9 +118,16 @@ impl TableWriter {
         if self.open.is_none() {
             let writer = ArrowWriter::try_new(Vec::new(), self.file_schema.clone(), Some(self.properties.clone()))
                 .map_err(|e| self.failed("a new file", e))?;
-            self.open = Some(OpenFile { key: key.clone(), writer });
+            let filter_keys = (!self.spec.key_columns.is_empty()).then(Vec::new);
+            self.open = Some(OpenFile { key: key.clone(), writer, filter_keys });
         }
         let open = self.open.as_mut().expect("opened above");
+        if let Some(keys) = open.filter_keys.as_mut() {
+            match key_filter::keys_of(self.spec.key_columns, &batch) {
+                Some(more) if keys.len() + more.len() <= key_filter::MAX_KEYS => keys.extend(more),
+                _ => open.filter_keys = None,
+            }
+        }
         open.writer.write(&batch).map_err(|e| LakeError::Write {
             table: self.location.to_string(),
             file: "a new file".into(),
@@ -249,6 +260,7 @@ impl TableWriter {
             std::fs::set_permissions(dir.join(&path), std::fs::Permissions::from_mode(0o640)).map_err(|e| self.failed(&path, e))?;
         }
         let stats = self.stats(&metadata);
+        let tags = open.filter_keys.map(|keys| HashMap::from([(key_filter::TAG.to_string(), Some(KeyFilter::build(&keys).encode()))]));
         let partition_values = self.spec.partition_columns.iter().zip(open.key).map(|(c, v)| (c.to_string(), v)).collect();
         self.adds.push(Add {
             path,
@@ -257,7 +269,7 @@ impl TableWriter {
             modification_time: chrono::Utc::now().timestamp_millis(),
             data_change: true,
             stats: Some(stats.to_string()),
-            tags: None,
+            tags,
             deletion_vector: None,
             base_row_id: None,
             default_row_commit_version: None,
