@@ -104,12 +104,11 @@ pub fn parse_commit(bytes: &[u8], partition_columns: &[&str]) -> Result<Actions,
         if let Some(add) = line.add {
             actions.adds.push(data_file(
                 decode(&add.path),
-                &add.partition_values,
+                key(&add.partition_values, partition_columns),
                 add.size,
                 add.modification_time,
                 add.stats.as_deref(),
                 add.tags.as_ref().and_then(|t| t.get(TAG)).and_then(|v| v.as_deref()),
-                partition_columns,
             ));
         }
         if let Some(remove) = line.remove {
@@ -129,7 +128,7 @@ pub fn parse_commit(bytes: &[u8], partition_columns: &[&str]) -> Result<Actions,
 /// The live file an add action of ours describes.
 pub fn data_file_of(add: &deltalake::kernel::Add, partition_columns: &[&str]) -> DataFile {
     let keys = add.tags.as_ref().and_then(|t| t.get(TAG)).and_then(|v| v.as_deref());
-    data_file(add.path.clone(), &add.partition_values, add.size, add.modification_time, add.stats.as_deref(), keys, partition_columns)
+    data_file(add.path.clone(), key(&add.partition_values, partition_columns), add.size, add.modification_time, add.stats.as_deref(), keys)
 }
 
 fn lines(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
@@ -140,25 +139,20 @@ fn key(values: &HashMap<String, Option<String>>, partition_columns: &[&str]) -> 
     partition_columns.iter().map(|c| values.get(*c).cloned().flatten()).collect()
 }
 
-fn data_file(
-    path: String,
-    values: &HashMap<String, Option<String>>,
-    size: i64,
-    modified: i64,
-    stats: Option<&str>,
-    keys: Option<&str>,
-    partition_columns: &[&str],
-) -> DataFile {
-    let stats: Option<serde_json::Value> = stats.and_then(|s| serde_json::from_str(s).ok());
-    let section = |name: &str| stats.as_ref().and_then(|s| s.get(name)).and_then(|v| v.as_object()).cloned().unwrap_or_default();
+fn data_file(path: String, partition: PartitionKey, size: i64, modified: i64, stats: Option<&str>, keys: Option<&str>) -> DataFile {
+    /// Only the row count is read now; the rest skipped without allocating.
+    #[derive(Deserialize)]
+    struct Records {
+        #[serde(rename = "numRecords")]
+        num_records: Option<u64>,
+    }
     DataFile {
         path,
         size,
-        partition: key(values, partition_columns),
-        rows: stats.as_ref().and_then(|s| s.get("numRecords")).and_then(|n| n.as_u64()),
+        partition,
+        rows: stats.and_then(|s| serde_json::from_str::<Records>(s).ok()).and_then(|r| r.num_records),
         modified,
-        min: section("minValues"),
-        max: section("maxValues"),
+        stats: stats.map(Arc::from),
         keys: keys.and_then(KeyFilter::decode).map(Arc::new),
     }
 }
@@ -290,7 +284,10 @@ async fn read_checkpoint(store: &dyn ObjectStore, version: u64, partition_column
             let Some(configuration) = metadata.column_by_name("configuration") else { continue };
             let configuration = configuration.as_map();
             for row in (0..metadata.len()).filter(|&i| metadata.is_valid(i)) {
-                snapshot.configuration = map_at(configuration, row).into_iter().collect();
+                snapshot.configuration.clear();
+                for_each_entry(configuration, row, |name, value| {
+                    snapshot.configuration.insert(name.to_string(), value.map(str::to_string));
+                });
             }
         }
     }
@@ -306,20 +303,36 @@ fn read_adds(adds: &StructArray, partition_columns: &[&str], snapshot: &mut Snap
     let stats = adds.column_by_name("stats").map(|c| c.as_string::<i32>());
     let tags = adds.column_by_name("tags").map(|c| c.as_map());
     for row in (0..adds.len()).filter(|&i| adds.is_valid(i)) {
-        let values: HashMap<String, Option<String>> = map_at(values, row).into_iter().collect();
+        let mut partition: PartitionKey = vec![None; partition_columns.len()];
+        for_each_entry(values, row, |name, value| {
+            if let Some(at) = partition_columns.iter().position(|c| *c == name) {
+                partition[at] = value.map(str::to_string);
+            }
+        });
         let stats = stats.filter(|s| s.is_valid(row)).map(|s| s.value(row));
-        let keys = tags.and_then(|t| map_at(t, row).into_iter().find(|(k, _)| k == TAG)).and_then(|(_, v)| v);
-        let file = data_file(decode(path.value(row)), &values, size.value(row), modified.value(row), stats, keys.as_deref(), partition_columns);
+        let mut keys = None;
+        if let Some(tags) = tags {
+            for_each_entry(tags, row, |name, value| {
+                if name == TAG {
+                    keys = value.map(str::to_string);
+                }
+            });
+        }
+        let file = data_file(decode(path.value(row)), partition, size.value(row), modified.value(row), stats, keys.as_deref());
         snapshot.files.insert(file.path.clone(), file);
     }
     Ok(())
 }
 
-fn map_at(map: &MapArray, row: usize) -> Vec<(String, Option<String>)> {
+/// Calls `visit` with every (key, value) of a row of a string map column,
+/// without copying them.
+fn for_each_entry(map: &MapArray, row: usize, mut visit: impl FnMut(&str, Option<&str>)) {
     if map.is_null(row) {
-        return Vec::new();
+        return;
     }
-    let entries = map.value(row);
-    let (keys, values) = (entries.column(0).as_string::<i32>(), entries.column(1).as_string::<i32>());
-    (0..entries.len()).map(|i| (keys.value(i).to_string(), values.is_valid(i).then(|| values.value(i).to_string()))).collect()
+    let (start, end) = (map.value_offsets()[row] as usize, map.value_offsets()[row + 1] as usize);
+    let (keys, values) = (map.keys().as_string::<i32>(), map.values().as_string::<i32>());
+    for i in start..end {
+        visit(keys.value(i), values.is_valid(i).then(|| values.value(i)));
+    }
 }

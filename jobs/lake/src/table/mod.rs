@@ -90,9 +90,9 @@ pub struct DataFile {
     pub rows: Option<u64>,
     /// When the file was written (milliseconds since the epoch).
     pub modified: i64,
-    /// Per-column minimum and maximum from the log's statistics.
-    pub min: serde_json::Map<String, serde_json::Value>,
-    pub max: serde_json::Map<String, serde_json::Value>,
+    /// The log's statistics (JSON), read only when a scan prunes by them:
+    /// every run opens tables of thousands of files and prunes a few.
+    pub stats: Option<Arc<str>>,
     /// The bloom filter of the spec's key columns, when the file has one.
     pub keys: Option<Arc<KeyFilter>>,
 }
@@ -100,16 +100,13 @@ pub struct DataFile {
 impl DataFile {
     fn from_view(view: &LogicalFileView, partition_columns: &[&str]) -> DataFile {
         let values = view.partition_values_map();
-        let stats: Option<serde_json::Value> = view.stats().and_then(|s| serde_json::from_str(&s).ok());
-        let section = |name: &str| stats.as_ref().and_then(|s| s.get(name)).and_then(|v| v.as_object()).cloned().unwrap_or_default();
         DataFile {
             path: view.path().to_string(),
             size: view.size(),
             partition: partition_columns.iter().map(|c| values.get(*c).cloned().flatten()).collect(),
             rows: view.num_records().map(|n| n as u64),
             modified: view.modification_time(),
-            min: section("minValues"),
-            max: section("maxValues"),
+            stats: view.stats().map(Arc::from),
             keys: None,
         }
     }
@@ -147,7 +144,15 @@ impl DataFile {
             }
             _ => None,
         };
-        Some((number(self.min.get(column)?)?, number(self.max.get(column)?)?))
+        #[derive(serde::Deserialize)]
+        struct Ranges {
+            #[serde(default, rename = "minValues")]
+            min: serde_json::Map<String, serde_json::Value>,
+            #[serde(default, rename = "maxValues")]
+            max: serde_json::Map<String, serde_json::Value>,
+        }
+        let ranges: Ranges = serde_json::from_str(self.stats.as_deref()?).ok()?;
+        Some((number(ranges.min.get(column)?)?, number(ranges.max.get(column)?)?))
     }
 }
 
