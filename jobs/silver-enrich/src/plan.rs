@@ -18,7 +18,7 @@ use streamreel_lake::time::{MICROS_PER_DAY, MICROS_PER_HOUR, day_of};
 use streamreel_lake::{LakeError, Location};
 use streamreel_tables::Metadata;
 use streamreel_tables::silver::{
-    CHANGES, CUSTOMER_BUCKET, ChangeRow, DUPLICATES, DuplicateRow, EVENTS, SEGMENTS, SESSIONS, SegmentRow, SessionRow, partition,
+    CHANGES, CUSTOMER_BUCKET, ChangeRow, DUPLICATES, DuplicateRow, EVENTS, SEGMENTS, SESSIONS, SegmentRow, SessionRow, day_and_bucket, partition,
 };
 use tracing::info;
 
@@ -287,26 +287,26 @@ fn key_filter(keys: Arc<HashSet<i64>>, column: &'static str) -> impl Fn(&RecordB
 
 /// The candidates' event keys by customer bucket: a stored file of a
 /// bucket is opened only when its key filter may hold one of them.
-struct KeysByBucket(HashMap<String, Vec<u64>>);
+struct KeysByBucket(HashMap<u32, Vec<u64>>);
 
 impl KeysByBucket {
     fn of(candidates: &[RecordBatch]) -> Result<KeysByBucket, SilverError> {
-        let mut by_bucket: HashMap<i32, Vec<u64>> = HashMap::new();
+        let mut by_bucket: HashMap<u32, Vec<u64>> = HashMap::new();
         for batch in candidates {
             let (Some(buckets), Some(keys)) = (batch.column_by_name(CUSTOMER_BUCKET), batch.column_by_name("event_key")) else {
                 return Err(LakeError::data("candidate events", "no customer_bucket or event_key column").into());
             };
             for (bucket, key) in buckets.as_primitive::<Int32Type>().values().iter().zip(keys.as_primitive::<Int64Type>().values()) {
-                by_bucket.entry(*bucket).or_default().push(int_key(*key));
+                by_bucket.entry(*bucket as u32).or_default().push(int_key(*key));
             }
         }
-        Ok(KeysByBucket(by_bucket.into_iter().map(|(bucket, keys)| (bucket.to_string(), keys)).collect()))
+        Ok(KeysByBucket(by_bucket))
     }
 
     /// Files of the (day, bucket) partitions hold no other bucket's keys.
     fn may_be_in(&self, file: &DataFile) -> bool {
-        match file.partition.get(1).cloned().flatten() {
-            Some(bucket) => self.0.get(&bucket).is_some_and(|keys| file.may_hold_any(keys)),
+        match day_and_bucket(&file.partition) {
+            Some((_, bucket)) => self.0.get(&bucket).is_some_and(|keys| file.may_hold_any(keys)),
             None => true,
         }
     }

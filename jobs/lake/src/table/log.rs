@@ -108,7 +108,7 @@ pub fn parse_commit(bytes: &[u8], partition_columns: &[&str]) -> Result<Actions,
                 add.size,
                 add.modification_time,
                 add.stats.as_deref(),
-                add.tags.as_ref().and_then(|t| t.get(TAG)).and_then(|v| v.as_deref()),
+                key_filter_of(&add.tags),
             ));
         }
         if let Some(remove) = line.remove {
@@ -127,8 +127,19 @@ pub fn parse_commit(bytes: &[u8], partition_columns: &[&str]) -> Result<Actions,
 
 /// The live file an add action of ours describes.
 pub fn data_file_of(add: &deltalake::kernel::Add, partition_columns: &[&str]) -> DataFile {
-    let keys = add.tags.as_ref().and_then(|t| t.get(TAG)).and_then(|v| v.as_deref());
-    data_file(add.path.clone(), key(&add.partition_values, partition_columns), add.size, add.modification_time, add.stats.as_deref(), keys)
+    data_file(
+        add.path.clone(),
+        key(&add.partition_values, partition_columns),
+        add.size,
+        add.modification_time,
+        add.stats.as_deref(),
+        key_filter_of(&add.tags),
+    )
+}
+
+/// The key filter an add action's tags hold, if any this version reads.
+fn key_filter_of(tags: &Option<HashMap<String, Option<String>>>) -> Option<KeyFilter> {
+    tags.as_ref()?.get(TAG)?.as_deref().and_then(KeyFilter::decode)
 }
 
 fn lines(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
@@ -139,7 +150,7 @@ fn key(values: &HashMap<String, Option<String>>, partition_columns: &[&str]) -> 
     partition_columns.iter().map(|c| values.get(*c).cloned().flatten()).collect()
 }
 
-fn data_file(path: String, partition: PartitionKey, size: i64, modified: i64, stats: Option<&str>, keys: Option<&str>) -> DataFile {
+fn data_file(path: String, partition: PartitionKey, size: i64, modified: i64, stats: Option<&str>, keys: Option<KeyFilter>) -> DataFile {
     /// Only the row count is read now; the rest skipped without allocating.
     #[derive(Deserialize)]
     struct Records {
@@ -153,7 +164,7 @@ fn data_file(path: String, partition: PartitionKey, size: i64, modified: i64, st
         rows: stats.and_then(|s| serde_json::from_str::<Records>(s).ok()).and_then(|r| r.num_records),
         modified,
         stats: stats.map(Arc::from),
-        keys: keys.and_then(KeyFilter::decode).map(Arc::new),
+        keys: keys.map(Arc::new),
     }
 }
 
@@ -314,11 +325,11 @@ fn read_adds(adds: &StructArray, partition_columns: &[&str], snapshot: &mut Snap
         if let Some(tags) = tags {
             for_each_entry(tags, row, |name, value| {
                 if name == TAG {
-                    keys = value.map(str::to_string);
+                    keys = value.and_then(KeyFilter::decode);
                 }
             });
         }
-        let file = data_file(decode(path.value(row)), partition, size.value(row), modified.value(row), stats, keys.as_deref());
+        let file = data_file(decode(path.value(row)), partition, size.value(row), modified.value(row), stats, keys);
         snapshot.files.insert(file.path.clone(), file);
     }
     Ok(())
