@@ -7,7 +7,13 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
+use deltalake::arrow::array::Array;
+use deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use futures::TryStreamExt;
+use object_store::path::Path;
+use object_store::{ObjectMeta, ObjectStoreExt};
 use streamreel_lake::table::key_filter;
+use streamreel_lake::table::maintain::TOMBSTONE_RETENTION;
 use streamreel_lake::{Config, Shard, Table, Window};
 use streamreel_scenarios::{SimulationSpec, assert_same, bronze_tables, chain, compared_tables, hours, land, silver, simulated, snapshot};
 use streamreel_testkit::TestLake;
@@ -44,6 +50,11 @@ async fn compaction_vacuum_and_log_cleanup_keep_every_row_and_shrink_storage_to_
     let dry = lake_maintain::run(&config, &lake_maintain::Options { dry_run: true, ..Default::default() }).await.unwrap();
     assert!(dry.tables.iter().any(|t| t.files_compacted > 0 && t.files_vacuumed > 0 && t.log_entries_removed > 0), "the dry run finds work");
     assert!(dry.tables.iter().all(|t| t.after == t.before), "a dry run changes nothing on storage");
+    let mut tombstones_before = 0;
+    for spec in streamreel_tables::all_tables() {
+        tombstones_before += checkpoint_tombstones(&Table::open(&lake.lake(), spec, lake.config.buckets).await.unwrap()).await;
+    }
+    assert!(tombstones_before > 0, "the hourly rewrites left tombstones in some checkpoint");
     let report = lake_maintain::run(&config, &Default::default()).await.unwrap();
     for (dry, done) in dry.tables.iter().zip(&report.tables) {
         // Vacuum also takes the files the compaction replaced, which a dry run cannot.
@@ -69,12 +80,37 @@ async fn compaction_vacuum_and_log_cleanup_keep_every_row_and_shrink_storage_to_
         }
         assert!(small.values().all(|n| *n <= 2), "{}: a partition holds more than 2 small files: {small:?}", spec.path);
     }
+    // Tombstones expire with the vacuum's retention, so the checkpoint log
+    // cleanup wrote keeps none of them; a second run commits nothing more.
+    for spec in streamreel_tables::all_tables() {
+        let table = Table::open(&lake.lake(), spec, lake.config.buckets).await.unwrap();
+        assert_eq!(table.property(TOMBSTONE_RETENTION), Some("interval 0 seconds"), "{}", spec.path);
+        assert_eq!(checkpoint_tombstones(&table).await, 0, "{}: the checkpoint still carries tombstones", spec.path);
+    }
+    assert!(report.tables.iter().all(|t| t.tombstone_retention_set));
+    let again = lake_maintain::run(&config, &Default::default()).await.unwrap();
+    assert!(again.tables.iter().all(|t| !t.tombstone_retention_set), "the retention is set once");
     // Compacted files, read back through the checkpoint log cleanup wrote,
     // still carry key filters that hold every row's key.
     assert_key_filters_hold_their_rows(&lake).await;
     // The lake goes on working: a rerun of the window changes nothing.
     chain(&lake, window, 1).await;
     assert_same(&everything(&lake).await, &before, "a rerun after maintenance");
+}
+
+/// The remove actions (tombstones) of the table's newest checkpoint.
+async fn checkpoint_tombstones(table: &Table) -> usize {
+    let store = table.store();
+    let listed: Vec<ObjectMeta> = store.list(Some(&Path::from("_delta_log"))).try_collect().await.unwrap();
+    let Some(newest) = listed.into_iter().map(|m| m.location).filter(|p| p.as_ref().ends_with(".checkpoint.parquet")).max() else { return 0 };
+    let bytes = store.get(&newest).await.unwrap().bytes().await.unwrap();
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap().build().unwrap();
+    reader
+        .map(|batch| {
+            let removes = batch.unwrap().column_by_name("remove").cloned().expect("a checkpoint has a remove column");
+            removes.len() - removes.null_count()
+        })
+        .sum()
 }
 
 async fn assert_key_filters_hold_their_rows(lake: &TestLake) {

@@ -3,7 +3,8 @@
 //! partition's small files (a commit without data change, which yields to
 //! any concurrent commit that removed one of its files), delete the files no
 //! version within the retention can read (and orphans of killed commits),
-//! and remove log entries past the log retention, keeping a checkpoint.
+//! let checkpoints drop tombstones past that same retention, and remove log
+//! entries past the log retention, keeping a checkpoint.
 //! Safe while workers write, as long as the retention outlasts a worker run.
 
 use std::time::{Duration, Instant};
@@ -45,6 +46,8 @@ pub struct TableReport {
     /// Bins left as they were: a concurrent commit removed one of their files.
     pub bins_skipped: u64,
     pub files_vacuumed: u64,
+    /// The table's tombstone retention was set to the vacuum's.
+    pub tombstone_retention_set: bool,
     pub log_entries_removed: u64,
 }
 
@@ -139,6 +142,7 @@ pub async fn run(config: &Config, options: &Options) -> Result<MaintainReport, M
                 row.bins_skipped = skipped;
             }
             row.files_vacuumed = table.vacuum(hours(settings.retention_hours), options.dry_run).await?.len() as u64;
+            row.tombstone_retention_set = table.keep_tombstones_for(hours(settings.retention_hours), options.dry_run).await?;
             row.log_entries_removed = table.clean_log(hours(settings.log_retention_hours), options.dry_run).await? as u64;
             table.refresh().await?;
             row.after = table.disk_usage().await?;

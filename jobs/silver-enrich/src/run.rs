@@ -123,7 +123,7 @@ pub async fn run(ctx: &RunContext) -> Result<SilverReport, SilverError> {
 /// The shard's buckets in groups whose bronze rows stay under
 /// `silver.max_rows_per_chunk` (rows spread evenly over buckets).
 fn chunks(ctx: &RunContext, window_files: &[DataFile]) -> Vec<BTreeSet<u32>> {
-    let rows: u64 = window_files.iter().map(|f| f.rows.unwrap_or(0)).sum();
+    let rows: u64 = window_files.iter().map(|f| f.rows().unwrap_or(0)).sum();
     let per_bucket = rows.div_ceil(ctx.config.buckets as u64).max(1);
     let size = (ctx.config.silver.max_rows_per_chunk / per_bucket).max(1) as usize;
     ctx.shard.buckets(ctx.config.buckets).chunks(size).map(|c| c.iter().copied().collect()).collect()

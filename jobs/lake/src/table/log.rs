@@ -10,6 +10,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use deltalake::arrow::array::{Array, AsArray, MapArray, RecordBatch, StructArray};
 use deltalake::arrow::datatypes::Int64Type;
+use deltalake::parquet::arrow::ProjectionMask;
 use deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use futures::TryStreamExt;
 use object_store::path::Path;
@@ -151,21 +152,7 @@ fn key(values: &HashMap<String, Option<String>>, partition_columns: &[&str]) -> 
 }
 
 fn data_file(path: String, partition: PartitionKey, size: i64, modified: i64, stats: Option<&str>, keys: Option<KeyFilter>) -> DataFile {
-    /// Only the row count is read now; the rest skipped without allocating.
-    #[derive(Deserialize)]
-    struct Records {
-        #[serde(rename = "numRecords")]
-        num_records: Option<u64>,
-    }
-    DataFile {
-        path,
-        size,
-        partition,
-        rows: stats.and_then(|s| serde_json::from_str::<Records>(s).ok()).and_then(|r| r.num_records),
-        modified,
-        stats: stats.map(Arc::from),
-        keys: keys.map(Arc::new),
-    }
+    DataFile { path, size, partition, modified, stats: stats.map(Arc::from), keys: keys.map(Arc::new) }
 }
 
 /// Paths in the log are URIs: `%xx` escapes decoded.
@@ -284,7 +271,13 @@ async fn read_checkpoint(store: &dyn ObjectStore, version: u64, partition_column
         Err(object_store::Error::NotFound { .. }) => return Err(ReadError::Unsupported(format!("no classic checkpoint at version {version}"))),
         Err(e) => return Err(failed(e)),
     };
-    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(failed)?.build().map_err(failed)?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(failed)?;
+    // Only the live files and the configuration: a table rewritten hourly
+    // keeps many times more tombstones (`remove`) than live files until
+    // they expire, and decoding them would make every open cost its history.
+    let wanted: Vec<usize> = ["add", "metaData"].iter().filter_map(|name| builder.schema().index_of(name).ok()).collect();
+    let mask = ProjectionMask::roots(builder.parquet_schema(), wanted);
+    let reader = builder.with_projection(mask).build().map_err(failed)?;
     let mut snapshot = Snapshot { version, ..Default::default() };
     for batch in reader {
         let batch: RecordBatch = batch.map_err(failed)?;

@@ -7,14 +7,20 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use deltalake::DeltaTableError;
 use deltalake::kernel::Add;
+use deltalake::kernel::transaction::TransactionError;
 use deltalake::operations::vacuum::VacuumMode;
 use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
+use tracing::warn;
 
 use super::{Change, DataFile, PartitionKey, ReadSet, Table};
 use crate::error::{LakeError, Result};
+
+/// How long checkpoints keep a removed file's tombstone (Delta table property).
+pub const TOMBSTONE_RETENTION: &str = "delta.deletedFileRetentionDuration";
 
 /// One compaction unit: small files of one partition and what replaces them.
 #[derive(Debug, Clone)]
@@ -117,6 +123,42 @@ impl Table {
             .await
             .map_err(|e| self.error(format!("vacuum: {e}")))?;
         Ok(metrics.files_deleted)
+    }
+
+    /// Makes checkpoints keep a removed file's tombstone only as long as
+    /// `retention`, the vacuum's: a table rewritten hourly gathers many
+    /// times more tombstones than live files, and with the Delta default
+    /// (a week) a lake whose vacuum keeps less would carry them in every
+    /// checkpoint for nothing. Commits the table property
+    /// `delta.deletedFileRetentionDuration` only when it differs; returns
+    /// whether it did (or, dry, would).
+    pub async fn keep_tombstones_for(&mut self, retention: Duration, dry_run: bool) -> Result<bool> {
+        let wanted = format!("interval {} seconds", retention.as_secs());
+        if self.property(TOMBSTONE_RETENTION) == Some(wanted.as_str()) {
+            return Ok(false);
+        }
+        if dry_run {
+            return Ok(true);
+        }
+        // The metadata commit reads the whole table, so any worker commit
+        // that removed a file meanwhile fails it: try again on a fresh
+        // snapshot, and leave it to the next maintenance run if workers keep
+        // winning (checkpoints only stay larger until then).
+        for attempt in 1..=3 {
+            let mut full = super::builder(self.location())?.build().map_err(|e| self.error(e))?;
+            full.load().await.map_err(|e| self.error(e))?;
+            match full.set_tbl_properties().with_properties([(TOMBSTONE_RETENTION.to_string(), wanted.clone())].into()).await {
+                Ok(_) => {
+                    self.refresh().await?;
+                    return Ok(true);
+                }
+                Err(DeltaTableError::Transaction { source: TransactionError::CommitConflict(e) }) => {
+                    warn!(attempt, "setting {TOMBSTONE_RETENTION} met a concurrent commit: {e}");
+                }
+                Err(e) => return Err(self.error(format!("setting {TOMBSTONE_RETENTION}: {e}"))),
+            }
+        }
+        Ok(false)
     }
 
     /// Writes a checkpoint of the current version, then deletes log entries

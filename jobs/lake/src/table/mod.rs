@@ -87,11 +87,11 @@ pub struct DataFile {
     pub path: String,
     pub size: i64,
     pub partition: PartitionKey,
-    pub rows: Option<u64>,
     /// When the file was written (milliseconds since the epoch).
     pub modified: i64,
-    /// The log's statistics (JSON), read only when a scan prunes by them:
-    /// every run opens tables of thousands of files and prunes a few.
+    /// The log's statistics (JSON), parsed only when asked for (row count,
+    /// pruning): every run opens tables of thousands of files and looks at
+    /// the statistics of a few.
     pub stats: Option<Arc<str>>,
     /// The bloom filter of the spec's key columns, when the file has one.
     pub keys: Option<Arc<KeyFilter>>,
@@ -104,7 +104,6 @@ impl DataFile {
             path: view.path().to_string(),
             size: view.size(),
             partition: partition_columns.iter().map(|c| values.get(*c).cloned().flatten()).collect(),
-            rows: view.num_records().map(|n| n as u64),
             modified: view.modification_time(),
             stats: view.stats().map(Arc::from),
             keys: None,
@@ -132,6 +131,17 @@ impl DataFile {
     /// of the spec's key columns); a file without a filter may hold any.
     pub fn may_hold_any(&self, keys: &[u64]) -> bool {
         self.keys.as_ref().is_none_or(|filter| keys.iter().any(|k| filter.may_hold(*k)))
+    }
+
+    /// The file's row count, from the log's statistics.
+    pub fn rows(&self) -> Option<u64> {
+        /// Only the row count; the rest is skipped without allocating.
+        #[derive(serde::Deserialize)]
+        struct Records {
+            #[serde(rename = "numRecords")]
+            num_records: Option<u64>,
+        }
+        serde_json::from_str::<Records>(self.stats.as_deref()?).ok()?.num_records
     }
 
     /// The file's value range of a numeric or timestamp statistics column,
@@ -220,6 +230,11 @@ impl Table {
 
     pub fn version(&self) -> u64 {
         self.snapshot.version
+    }
+
+    /// A table property (Delta `configuration`) of this snapshot.
+    pub fn property(&self, name: &str) -> Option<&str> {
+        self.snapshot.configuration.get(name).and_then(|v| v.as_deref())
     }
 
     /// The live files of this snapshot.
