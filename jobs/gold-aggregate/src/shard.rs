@@ -4,8 +4,10 @@
 //! `silver/watch_sessions` for exactly the keys and days that changed, then
 //! one partition-replacing commit per table.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
+use streamreel_lake::arrow::array::{AsArray, BooleanArray, RecordBatch};
+use streamreel_lake::arrow::compute::filter_record_batch;
 use streamreel_lake::config::MetricSettings;
 use streamreel_lake::rows::{decode, encode};
 use streamreel_lake::table::key_filter::text_key;
@@ -44,7 +46,8 @@ struct Tables {
 /// Every row a shard will write, by table, and the partitions each replaces.
 #[derive(Default)]
 struct Outputs {
-    engagement: Vec<EngagementRow>,
+    /// The kept rows as read, and the recomputed ones.
+    engagement: Vec<RecordBatch>,
     viewer_daily: Vec<ViewerDailyRow>,
     video_daily_parts: Vec<VideoDailyPart>,
     qos_parts: Vec<QosPart>,
@@ -83,7 +86,7 @@ pub async fn run(input: &ShardInput<'_>, changes: &Changes) -> Result<ShardCount
         recompute_bucket(input, &tables, bucket, changed, &mut out).await?;
     }
     let meta = &input.meta;
-    let change = tables.engagement.replace_partitions(out.bucket_partitions.clone(), &[encode(&ENGAGEMENT.schema, &out.engagement)?]).await?;
+    let change = tables.engagement.replace_partitions(out.bucket_partitions.clone(), &out.engagement).await?;
     tables.engagement.commit(change, meta).await?;
     let change =
         tables.retention_parts.replace_partitions(out.bucket_partitions.clone(), &[encode(&RETENTION_PARTS.schema, &out.retention_parts)?]).await?;
@@ -109,7 +112,13 @@ pub async fn run(input: &ShardInput<'_>, changes: &Changes) -> Result<ShardCount
 /// partitions, and the rows of its changed days.
 async fn recompute_bucket(input: &ShardInput<'_>, tables: &Tables, bucket: u32, changed: &BucketChanges, out: &mut Outputs) -> Result<(), LakeError> {
     let bucket_key = vec![Some(bucket.to_string())];
-    let existing: Vec<EngagementRow> = read_rows(&tables.engagement, |key| key == &bucket_key).await?;
+    // The bucket's stored rows stay Arrow batches: only the rows of changed
+    // viewer-videos (and, for retention, of changed titles) are decoded, so
+    // an hour's cost does not grow with every viewer-video ever seen.
+    let pairs: HashSet<(&str, &str)> = changed.viewer_titles.iter().map(|(c, t)| (c.as_str(), t.as_str())).collect();
+    let stored: Vec<RecordBatch> = tables.engagement.scan(tables.engagement.files_where(|key| key == &bucket_key)).read().await?;
+    let replaced: Vec<EngagementRow> = decode_where(&stored, |customer, title| pairs.contains(&(customer, title)))?;
+    let kept: Vec<RecordBatch> = filter_pairs(&stored, |customer, title| !pairs.contains(&(customer, title)))?;
 
     // Every session of the days the changes touch (the daily tables), and
     // of a changed viewer-video the sessions of every day its stored row
@@ -118,7 +127,7 @@ async fn recompute_bucket(input: &ShardInput<'_>, tables: &Tables, bucket: u32, 
     let mut whole_days: BTreeSet<i32> = changed.start_days.clone();
     whole_days.extend(changed.playing_days.iter().flat_map(|d| [d - 1, *d]));
     let mut span_days: BTreeSet<i32> = BTreeSet::new();
-    for row in existing.iter().filter(|r| changed.viewer_titles.contains(&(r.customer_id.clone(), r.title_id.clone()))) {
+    for row in &replaced {
         span_days.extend(day_of(row.first_watched_at) - 1..=day_of(row.last_watched_at));
     }
     let whole_keys: BTreeSet<PartitionKey> = whole_days.iter().map(|d| partition(*d, bucket)).collect();
@@ -134,26 +143,27 @@ async fn recompute_bucket(input: &ShardInput<'_>, tables: &Tables, bucket: u32, 
 
     let mut by_key: BTreeMap<(&str, &str), Vec<&SessionRow>> = BTreeMap::new();
     for s in &sessions {
-        if changed.viewer_titles.contains(&(s.customer_id.clone(), s.title_id.clone())) {
-            by_key.entry((s.customer_id.as_str(), s.title_id.as_str())).or_default().push(s);
+        let key = (s.customer_id.as_str(), s.title_id.as_str());
+        if pairs.contains(&key) {
+            by_key.entry(key).or_default().push(s);
         }
     }
     let fresh: Vec<EngagementRow> = by_key.values().map(|own| engagement(own, input.settings, input.metadata, input.loaded_at)).collect();
     out.counts.viewer_videos += fresh.len() as u64;
-    let mut rows: Vec<EngagementRow> =
-        existing.into_iter().filter(|r| !changed.viewer_titles.contains(&(r.customer_id.clone(), r.title_id.clone()))).collect();
-    rows.extend(fresh);
 
     // Retention of the changed titles, from every viewer of the bucket.
     let stored_parts: Vec<RetentionPart> = read_rows(&tables.retention_parts, |key| key == &bucket_key).await?;
     out.retention_parts.extend(stored_parts.into_iter().filter(|p| !changed.titles.contains(&p.title_id)));
+    let mut of_changed_titles: Vec<EngagementRow> = decode_where(&kept, |_, title| changed.titles.contains(title))?;
+    of_changed_titles.extend(fresh.iter().filter(|r| changed.titles.contains(&r.title_id)).cloned());
     for title in &changed.titles {
         if let Some(duration) = input.metadata.duration(title) {
-            let viewers: Vec<&EngagementRow> = rows.iter().filter(|r| &r.title_id == title).collect();
+            let viewers: Vec<&EngagementRow> = of_changed_titles.iter().filter(|r| &r.title_id == title).collect();
             out.retention_parts.extend(retention_part(title, duration, &viewers, bucket as i32));
         }
     }
-    out.engagement.extend(rows);
+    out.engagement.extend(kept);
+    out.engagement.push(encode(&ENGAGEMENT.schema, &fresh)?);
     out.bucket_partitions.insert(bucket_key);
 
     for &day in &changed.start_days {
@@ -176,6 +186,31 @@ async fn recompute_bucket(input: &ShardInput<'_>, tables: &Tables, bucket: u32, 
 /// Every row of the table's partitions that `keep` selects.
 pub async fn read_rows<T: serde::de::DeserializeOwned>(table: &Table, keep: impl Fn(&PartitionKey) -> bool) -> Result<Vec<T>, LakeError> {
     read_files(table, table.files_where(keep)).await
+}
+
+/// The rows of `batches` whose (`customer_id`, `title_id`) `keep` selects,
+/// still as Arrow.
+fn filter_pairs(batches: &[RecordBatch], keep: impl Fn(&str, &str) -> bool) -> Result<Vec<RecordBatch>, LakeError> {
+    let mut kept = Vec::with_capacity(batches.len());
+    for batch in batches {
+        let column = |name: &str| batch.column_by_name(name).map(|c| c.as_string::<i32>()).ok_or_else(|| LakeError::data(name, "no such column"));
+        let (customers, titles) = (column("customer_id")?, column("title_id")?);
+        let mask: BooleanArray = customers.iter().zip(titles.iter()).map(|(c, t)| Some(keep(c.unwrap_or(""), t.unwrap_or("")))).collect();
+        let batch = filter_record_batch(batch, &mask).map_err(|e| LakeError::data("filtering rows", e))?;
+        if batch.num_rows() > 0 {
+            kept.push(batch);
+        }
+    }
+    Ok(kept)
+}
+
+/// The rows of `batches` that `keep` selects, decoded.
+fn decode_where<T: serde::de::DeserializeOwned>(batches: &[RecordBatch], keep: impl Fn(&str, &str) -> bool) -> Result<Vec<T>, LakeError> {
+    let mut rows = Vec::new();
+    for batch in filter_pairs(batches, keep)? {
+        rows.extend(decode::<T>(&batch)?);
+    }
+    Ok(rows)
 }
 
 async fn read_files<T: serde::de::DeserializeOwned>(table: &Table, files: Vec<DataFile>) -> Result<Vec<T>, LakeError> {
