@@ -36,6 +36,8 @@ pub enum LakeError {
     Buckets { table: String, found: String, configured: u32 },
     #[error("{context}: {cause}")]
     Data { context: String, cause: String },
+    #[error("local scratch file {path}: {cause}")]
+    Spill { path: PathBuf, cause: String },
     #[error("a worker task failed: {0}")]
     Task(String),
 }

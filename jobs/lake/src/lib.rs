@@ -1,7 +1,7 @@
 //! The storage layer every StreamReel worker runs on: typed configuration,
 //! run windows and shards, storage locations, Delta tables (open, scan,
 //! write, commit onto the planned snapshot), rows encoded through serde,
-//! CPU work spread over the cores, logging and the run report. It knows
+//! CPU work spread over the cores, local scratch files, logging and the run report. It knows
 //! nothing of StreamReel's own tables: those are the `streamreel-tables`
 //! contract.
 
@@ -13,6 +13,7 @@ pub mod replan;
 pub mod report;
 pub mod rows;
 pub mod shard;
+pub mod spill;
 pub mod table;
 pub mod telemetry;
 pub mod time;

@@ -11,6 +11,7 @@ use streamreel_lake::arrow::array::{AsArray, BooleanArray, RecordBatch, UInt32Ar
 use streamreel_lake::arrow::compute::take_record_batch;
 use streamreel_lake::arrow::datatypes::{Int32Type, Int64Type, TimestampMicrosecondType};
 use streamreel_lake::cores::shares_on_cores;
+use streamreel_lake::rows::encode;
 use streamreel_lake::shard::key_hash;
 use streamreel_lake::table::key_filter::int_key;
 use streamreel_lake::table::{DataFile, PartitionKey, Prune, RowFilter, Table};
@@ -71,7 +72,8 @@ pub struct Plan {
     pub displaced_files: Vec<DataFile>,
     pub duplicates: Vec<DuplicateRow>,
     pub regions: Regions,
-    pub segments: Vec<SegmentRow>,
+    /// Segment rows, encoded where they were computed.
+    pub segments: Vec<RecordBatch>,
     pub sessions: Vec<SessionRow>,
     pub changes: Vec<ChangeRow>,
     /// Stored session and segment files that may hold rows of the regions.
@@ -449,8 +451,10 @@ async fn recompute(
                 }
             })
             .collect();
-        let results: Vec<Recomputed> = shares_on_cores(&works, |share| {
-            share
+        // Each core encodes its share's segments as it goes: they are most
+        // of a chunk's rows and need nothing from the other shares.
+        let shares: Vec<(Vec<Recomputed>, Result<RecordBatch, LakeError>)> = shares_on_cores(&works, |share| {
+            let mut results: Vec<Recomputed> = share
                 .iter()
                 .map(|work| {
                     recompute_key(
@@ -461,11 +465,17 @@ async fn recompute(
                         streamreel_tables::customer_bucket(work.customer_id, input.total_buckets),
                     )
                 })
-                .collect::<Vec<_>>()
-        })
-        .into_iter()
-        .flatten()
-        .collect();
+                .collect();
+            let segments: Vec<SegmentRow> = results.iter_mut().flat_map(|r| std::mem::take(&mut r.segments)).collect();
+            let encoded = encode(&SEGMENTS.schema, &segments);
+            (results, encoded)
+        });
+        let mut results: Vec<Recomputed> = Vec::with_capacity(works.len());
+        let mut segments: Vec<RecordBatch> = Vec::with_capacity(shares.len());
+        for (share, encoded) in shares {
+            results.extend(share);
+            segments.push(encoded?);
+        }
         let mut widened = false;
         for (work, result) in works.iter().zip(&results) {
             if let Some(range) = result.widen {
@@ -506,12 +516,12 @@ async fn recompute(
                 });
             }
             plan.counters.sessions_recomputed += result.session_count as u64;
-            plan.counters.segment_rows += result.segments.len() as u64;
+            plan.counters.segment_rows += result.segment_count as u64;
             plan.counters.session_rows += result.sessions.len() as u64;
-            plan.segments.extend(result.segments);
             plan.sessions.extend(result.sessions);
             plan.regions.insert(identity, result.region);
         }
+        plan.segments = segments;
         plan.changes.sort();
         plan.changes.dedup();
         plan.session_scope = input.tables.sessions.files_where(|key| session_scope_keys.contains(key));

@@ -1,23 +1,28 @@
 //! The silver run: the window's bronze rows of the shard's buckets become
-//! clean events, in chunks of buckets small enough to bound memory; each
-//! chunk is planned, written and committed on its own, and planned again if
-//! a concurrent run changed what it read.
+//! clean events, in chunks of buckets small enough to bound memory. The
+//! bronze rows are read and enriched once, streamed into one local spill
+//! part per chunk; each chunk is then planned, written and committed on its
+//! own, and planned again if a concurrent run changed what it read.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Arc;
 use std::time::Instant;
 
 use serde::Serialize;
-use streamreel_lake::arrow::array::{AsArray, RecordBatch};
+use streamreel_lake::arrow::array::{AsArray, RecordBatch, UInt32Array};
+use streamreel_lake::arrow::compute::take_record_batch;
+use streamreel_lake::arrow::datatypes::Int32Type;
 use streamreel_lake::cores::map_on_cores;
 use streamreel_lake::replan::replanning;
 use streamreel_lake::report::RunReport;
 use streamreel_lake::table::{DataFile, RowFilter, Table};
 use streamreel_lake::window::format_hour;
 use streamreel_lake::worker::RunContext;
+use streamreel_lake::LakeError;
+use streamreel_lake::spill::Spill;
 use streamreel_lake::{Location, shard::bucket_of};
 use streamreel_tables::Metadata;
 use streamreel_tables::bronze::{EVENTS as BRONZE, LandingPartition};
+use streamreel_tables::silver::CUSTOMER_BUCKET;
 use tracing::{Instrument, info, info_span};
 
 use crate::enrich::{BRONZE_COLUMNS, Enrichment, IpMasker, mask_addresses, to_silver};
@@ -97,8 +102,10 @@ pub async fn run(ctx: &RunContext) -> Result<SilverReport, SilverError> {
         shard: ctx.shard.to_string(),
         ..Default::default()
     };
-    for chunk in chunks(ctx, &window_files) {
-        let part = replanning("silver-enrich", |attempt| run_chunk(ctx, &lake, &bronze, &window_files, &metadata, &masker, &chunk, attempt)).await?;
+    let chunks = chunks(ctx, &window_files);
+    let spill = enrich_into_spill(ctx, &bronze, &window_files, &metadata, &masker, &chunks).await?;
+    for (part, chunk) in chunks.iter().enumerate() {
+        let part = replanning("silver-enrich", |attempt| run_chunk(ctx, &lake, &spill, part, &metadata, chunk, attempt)).await?;
         report.chunks += 1;
         report.plans += part.plans;
         let (c, p) = (&mut report.counters, &part.counters);
@@ -129,14 +136,93 @@ fn chunks(ctx: &RunContext, window_files: &[DataFile]) -> Vec<BTreeSet<u32>> {
     ctx.shard.buckets(ctx.config.buckets).chunks(size).map(|c| c.iter().copied().collect()).collect()
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn run_chunk(
+/// Files read at once while enriching, at most: enough to keep the cores
+/// and the reads busy.
+const FILES_PER_READ: usize = 16;
+
+/// Reads the window's bronze rows of the shard's buckets once, enriches them
+/// and parks each row in the spill part of its chunk, in bronze order.
+async fn enrich_into_spill(
     ctx: &RunContext,
-    lake: &Location,
     bronze: &Table,
     window_files: &[DataFile],
     metadata: &Metadata,
     masker: &IpMasker,
+    chunks: &[BTreeSet<u32>],
+) -> Result<Spill, SilverError> {
+    let started = Instant::now();
+    let total = ctx.config.buckets;
+    let mut chunk_of = vec![None; total as usize];
+    for (part, chunk) in chunks.iter().enumerate() {
+        for &bucket in chunk {
+            chunk_of[bucket as usize] = Some(part);
+        }
+    }
+    let mut spill = Spill::new(chunks.len())?;
+    for files in reads(window_files, ctx.config.silver.max_rows_per_chunk / 2) {
+        let mut scan = bronze.scan(files.to_vec()).columns(&BRONZE_COLUMNS);
+        if !ctx.shard.is_all() {
+            let shard = ctx.shard;
+            scan = scan.filter(RowFilter::new(&["customer_id"], move |batch: &RecordBatch| {
+                batch.column(0).as_string::<i32>().iter().map(|c| Some(shard.owns(bucket_of(c.unwrap_or_default(), total)))).collect()
+            }));
+        }
+        let bronze_batches = scan.read().await?;
+        let masks = mask_addresses(&bronze_batches, masker);
+        let enrichment = Enrichment { metadata, masks: &masks, key_id: &masker.key_id, buckets: total };
+        for candidates in map_on_cores(&bronze_batches, |b| to_silver(b, &enrichment)) {
+            let buckets = candidates.column_by_name(CUSTOMER_BUCKET).expect("customer_bucket").as_primitive::<Int32Type>();
+            let mut rows: Vec<Vec<u32>> = vec![Vec::new(); chunks.len()];
+            for (row, bucket) in buckets.values().iter().enumerate() {
+                if let Some(part) = chunk_of[*bucket as usize] {
+                    rows[part].push(row as u32);
+                }
+            }
+            for (part, rows) in rows.into_iter().enumerate().filter(|(_, rows)| !rows.is_empty()) {
+                let part_rows = if rows.len() == candidates.num_rows() {
+                    candidates.clone()
+                } else {
+                    take_record_batch(&candidates, &UInt32Array::from(rows)).map_err(|e| LakeError::data("parking enriched rows by chunk", e))?
+                };
+                spill.append(part, &part_rows)?;
+            }
+        }
+    }
+    spill.seal()?;
+    info!(
+        rows = (0..spill.parts()).map(|p| spill.rows(p)).sum::<u64>(),
+        chunks = spill.parts(),
+        seconds = started.elapsed().as_secs_f64(),
+        "read and enriched the window's bronze rows"
+    );
+    Ok(spill)
+}
+
+/// The window's files in consecutive groups of at most `FILES_PER_READ`
+/// files and (unless one file alone holds more) `rows` rows.
+fn reads(files: &[DataFile], rows: u64) -> Vec<&[DataFile]> {
+    let mut groups = Vec::new();
+    let (mut start, mut held) = (0, 0);
+    for (i, file) in files.iter().enumerate() {
+        let more = file.rows().unwrap_or(0);
+        if i > start && (i - start == FILES_PER_READ || held + more > rows) {
+            groups.push(&files[start..i]);
+            (start, held) = (i, 0);
+        }
+        held += more;
+    }
+    if start < files.len() {
+        groups.push(&files[start..]);
+    }
+    groups
+}
+
+async fn run_chunk(
+    ctx: &RunContext,
+    lake: &Location,
+    spill: &Spill,
+    part: usize,
+    metadata: &Metadata,
     buckets: &BTreeSet<u32>,
     attempt: u32,
 ) -> Result<SilverReport, SilverError> {
@@ -146,21 +232,8 @@ async fn run_chunk(
     async move {
         let mut tables = Tables::open(lake, ctx.config.buckets).await?;
         let total = ctx.config.buckets;
-        let wanted = Arc::new(buckets.clone());
-        let filter = RowFilter::new(&["customer_id"], move |batch: &RecordBatch| {
-            batch.column(0).as_string::<i32>().iter().map(|c| Some(wanted.contains(&bucket_of(c.unwrap_or_default(), total)))).collect()
-        });
-        let bronze_batches: Vec<RecordBatch> = bronze.scan(window_files.to_vec()).columns(&BRONZE_COLUMNS).filter(filter).read().await?;
-        let masks = mask_addresses(&bronze_batches, masker);
-        let enrichment = Enrichment { metadata, masks: &masks, key_id: &masker.key_id, buckets: total };
-        let candidates: Vec<RecordBatch> = map_on_cores(&bronze_batches, |b| to_silver(b, &enrichment));
-        drop(bronze_batches);
+        let candidates = spill.read(part)?;
         let (invalid_optional_fields, missing_metadata_events) = quality_counts(&candidates);
-        info!(
-            rows = candidates.iter().map(|b| b.num_rows()).sum::<usize>(),
-            seconds = started.elapsed().as_secs_f64(),
-            "read and enriched the window's bronze rows"
-        );
 
         let input = PlanInput {
             tables: &tables,

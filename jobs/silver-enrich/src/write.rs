@@ -13,7 +13,7 @@ use streamreel_lake::arrow::datatypes::{Int64Type, TimestampMicrosecondType};
 use streamreel_lake::rows::{decode, encode};
 use streamreel_lake::shard::key_hash;
 use streamreel_lake::table::{Change, CommitMeta, PartitionKey, ReadSet, RowFilter, Table};
-use streamreel_tables::silver::{CHANGES, DUPLICATES, DuplicateRow, SEGMENTS, SESSIONS, partition};
+use streamreel_tables::silver::{CHANGES, DUPLICATES, DuplicateRow, SESSIONS, partition};
 
 use crate::error::SilverError;
 use crate::plan::{Plan, Regions, Tables};
@@ -28,7 +28,7 @@ pub async fn apply(tables: &mut Tables, plan: Plan, meta: &CommitMeta) -> Result
     let regions = region_filter(plan.regions);
     let segments = tables
         .segments
-        .replace_rows(plan.segment_scope, regions.clone(), &[encode(&SEGMENTS.schema, &plan.segments)?], plan.sessions_read.clone())
+        .replace_rows(plan.segment_scope, regions.clone(), &plan.segments, plan.sessions_read.clone())
         .await?;
     tables.segments.commit(segments, meta).await?;
     let sessions =

@@ -15,16 +15,20 @@ use deltalake::parquet::basic::Compression;
 use deltalake::parquet::file::metadata::ParquetMetaData;
 use deltalake::parquet::file::properties::{EnabledStatistics, WriterProperties};
 use deltalake::parquet::file::statistics::Statistics;
+use futures::{StreamExt, TryStreamExt};
 use object_store::{ObjectStore, ObjectStoreExt};
 use serde_json::{Map, Value, json};
 
 use super::key_filter::{self, KeyFilter};
 use super::{PartitionKey, Table, TableSpec, date_value};
+use crate::cores::map_on_cores;
 use crate::error::{LakeError, Result};
 use crate::location::Location;
 
 /// A file is closed once its encoded size passes this.
 const TARGET_FILE_BYTES: usize = 96 * 1024 * 1024;
+/// Files put to the store at once.
+const PUT_CONCURRENCY: usize = 8;
 /// Text statistics longer than this are left out (a truncated maximum would
 /// be wrong for readers that skip by it).
 const MAX_STAT_TEXT: usize = 64;
@@ -37,11 +41,8 @@ const MAX_PARTITION_COLUMNS: usize = 3;
 
 /// Writes new files of one table; `finish` returns their add actions.
 pub struct TableWriter {
-    spec: &'static TableSpec,
-    location: Location,
+    encoder: FileEncoder,
     store: Arc<dyn ObjectStore>,
-    file_schema: SchemaRef,
-    properties: WriterProperties,
     open: Option<OpenFile>,
     adds: Vec<Add>,
     /// Files close past this size.
@@ -50,11 +51,27 @@ pub struct TableWriter {
     split_hours: bool,
 }
 
+/// What encodes the table's files: shared by the cores that encode at once.
+struct FileEncoder {
+    spec: &'static TableSpec,
+    location: Location,
+    file_schema: SchemaRef,
+    properties: WriterProperties,
+}
+
 struct OpenFile {
     key: PartitionKey,
     writer: ArrowWriter<Vec<u8>>,
     /// The filter keys of its rows, while the spec has key columns and
     /// there are at most `key_filter::MAX_KEYS`.
+    filter_keys: Option<Vec<u64>>,
+}
+
+/// A finished file, encoded in memory, not stored yet.
+struct EncodedFile {
+    key: PartitionKey,
+    bytes: Vec<u8>,
+    metadata: ParquetMetaData,
     filter_keys: Option<Vec<u64>>,
 }
 
@@ -79,11 +96,8 @@ impl TableWriter {
                 .set_column_statistics_enabled((*column).into(), EnabledStatistics::None);
         }
         TableWriter {
-            spec,
-            location,
+            encoder: FileEncoder { spec, location, file_schema, properties: properties.build() },
             store,
-            file_schema,
-            properties: properties.build(),
             open: None,
             adds: Vec::new(),
             target_bytes: TARGET_FILE_BYTES,
@@ -93,7 +107,7 @@ impl TableWriter {
 
     /// A new writer of the same table, with no files yet.
     pub fn sibling(&self) -> TableWriter {
-        TableWriter::new(self.spec, self.location.clone(), self.store.clone())
+        TableWriter::new(self.encoder.spec, self.encoder.location.clone(), self.store.clone())
     }
 
     /// Files of up to `bytes`, one per partition whatever the hours of its
@@ -114,25 +128,12 @@ impl TableWriter {
         if self.open.as_ref().is_some_and(|open| &open.key != key) {
             self.close_file().await?;
         }
-        let batch = self.file_batch(batch)?;
+        let batch = self.encoder.file_batch(batch)?;
         if self.open.is_none() {
-            let writer = ArrowWriter::try_new(Vec::new(), self.file_schema.clone(), Some(self.properties.clone()))
-                .map_err(|e| self.failed("a new file", e))?;
-            let filter_keys = (!self.spec.key_columns.is_empty()).then(Vec::new);
-            self.open = Some(OpenFile { key: key.clone(), writer, filter_keys });
+            self.open = Some(self.encoder.new_file(key)?);
         }
         let open = self.open.as_mut().expect("opened above");
-        if let Some(keys) = open.filter_keys.as_mut() {
-            match key_filter::keys_of(self.spec.key_columns, &batch) {
-                Some(more) if keys.len() + more.len() <= key_filter::MAX_KEYS => keys.extend(more),
-                _ => open.filter_keys = None,
-            }
-        }
-        open.writer.write(&batch).map_err(|e| LakeError::Write {
-            table: self.location.to_string(),
-            file: "a new file".into(),
-            cause: crate::error::clean(&e),
-        })?;
+        self.encoder.append(open, &batch)?;
         if open.writer.bytes_written() + open.writer.in_progress_size() >= self.target_bytes {
             self.close_file().await?;
         }
@@ -145,13 +146,15 @@ impl TableWriter {
     /// rows are copied once, straight from the input batches, so a window's
     /// rows are never held twice.
     pub async fn write_partitioned(&mut self, batches: &[RecordBatch]) -> Result<()> {
+        self.close_file().await?;
         let batches: Vec<&RecordBatch> = batches.iter().filter(|b| b.num_rows() > 0).collect();
-        for ((key, _), rows) in self.group_rows(&batches)? {
-            let sorted = self.sorted(&batches, rows)?;
-            let part = interleave_record_batch(&batches, &sorted).map_err(|e| self.failed("a partition", e))?;
-            self.write(&key, &part).await?;
-            self.close_file().await?;
-        }
+        let groups: Vec<((PartitionKey, i64), Positions)> = self.group_rows(&batches)?.into_iter().collect();
+        // Sorting, copying and encoding are most of a write, and files are
+        // independent: each core encodes its share of the groups.
+        let encoder = &self.encoder;
+        let files = map_on_cores(&groups, |((key, _), rows)| encoder.encode_group(&batches, key, rows)).into_iter().collect::<Result<Vec<_>>>()?;
+        let stored: Vec<Add> = futures::stream::iter(files.into_iter().map(|file| self.store_file(file))).buffered(PUT_CONCURRENCY).try_collect().await?;
+        self.adds.extend(stored);
         Ok(())
     }
 
@@ -162,8 +165,8 @@ impl TableWriter {
         /// Raw partition values (a string's index in `texts`; null is
         /// `i64::MIN`) and the hour.
         type RawKey = [i64; MAX_PARTITION_COLUMNS + 1];
-        if self.spec.partition_columns.len() > MAX_PARTITION_COLUMNS {
-            return Err(self.failed("a partitioned batch", format!("more than {MAX_PARTITION_COLUMNS} partition columns")));
+        if self.encoder.spec.partition_columns.len() > MAX_PARTITION_COLUMNS {
+            return Err(self.encoder.failed("a partitioned batch", format!("more than {MAX_PARTITION_COLUMNS} partition columns")));
         }
         let mut texts: HashMap<String, i64> = HashMap::new();
         let mut groups: HashMap<RawKey, usize> = HashMap::new();
@@ -171,12 +174,13 @@ impl TableWriter {
         let mut found: Vec<((PartitionKey, i64), Positions)> = Vec::new();
         for (b, batch) in batches.iter().enumerate() {
             let columns: Vec<&ArrayRef> = self
-                .spec
+                .encoder
+            .spec
                 .partition_columns
                 .iter()
-                .map(|name| batch.column_by_name(name).ok_or_else(|| self.failed("a partitioned batch", format!("no partition column {name}"))))
+                .map(|name| batch.column_by_name(name).ok_or_else(|| self.encoder.failed("a partitioned batch", format!("no partition column {name}"))))
                 .collect::<Result<_>>()?;
-            let hours = self.spec.file_hours.filter(|_| self.split_hours).and_then(|name| batch.column_by_name(name));
+            let hours = self.encoder.spec.file_hours.filter(|_| self.split_hours).and_then(|name| batch.column_by_name(name));
             let hours = hours.map(|column| column.as_primitive::<TimestampMicrosecondType>());
             for row in 0..batch.num_rows() {
                 let mut raw: RawKey = [0; MAX_PARTITION_COLUMNS + 1];
@@ -198,31 +202,99 @@ impl TableWriter {
         Ok(ordered)
     }
 
+    /// Closes the open file; returns every add action written so far.
+    pub async fn finish(mut self) -> Result<Vec<Add>> {
+        self.close_file().await?;
+        Ok(self.adds)
+    }
+
+    async fn close_file(&mut self) -> Result<()> {
+        let Some(open) = self.open.take() else { return Ok(()) };
+        let file = self.encoder.encoded(open)?;
+        let add = self.store_file(file).await?;
+        self.adds.push(add);
+        Ok(())
+    }
+
+    /// Puts an encoded file under its partition's folder; its add action.
+    async fn store_file(&self, file: EncodedFile) -> Result<Add> {
+        let partition_path: Vec<String> = self
+            .encoder
+            .spec
+            .partition_columns
+            .iter()
+            .zip(&file.key)
+            .map(|(c, v)| format!("{c}={}", v.as_deref().unwrap_or("__HIVE_DEFAULT_PARTITION__")))
+            .collect();
+        let name = format!("part-{}.snappy.parquet", uuid::Uuid::new_v4());
+        let path = if partition_path.is_empty() { name } else { format!("{}/{name}", partition_path.join("/")) };
+        let size = file.bytes.len() as i64;
+        self.store.put(&object_store::path::Path::from(path.as_str()), file.bytes.into()).await.map_err(|e| self.encoder.failed(&path, e))?;
+        if self.encoder.spec.private
+            && let Some(dir) = self.encoder.location.local_path()
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir.join(&path), std::fs::Permissions::from_mode(0o640)).map_err(|e| self.encoder.failed(&path, e))?;
+        }
+        let stats = self.encoder.stats(&file.metadata);
+        let tags = file.filter_keys.map(|keys| HashMap::from([(key_filter::TAG.to_string(), Some(KeyFilter::build(&keys).encode()))]));
+        let partition_values = self.encoder.spec.partition_columns.iter().zip(file.key).map(|(c, v)| (c.to_string(), v)).collect();
+        Ok(Add {
+            path,
+            size,
+            partition_values,
+            modification_time: chrono::Utc::now().timestamp_millis(),
+            data_change: true,
+            stats: Some(stats.to_string()),
+            tags,
+            deletion_vector: None,
+            base_row_id: None,
+            default_row_commit_version: None,
+            clustering_provider: None,
+        })
+    }
+}
+
+impl FileEncoder {
+    /// Appends a batch in the file schema to an open file, noting its keys.
+    fn append(&self, open: &mut OpenFile, batch: &RecordBatch) -> Result<()> {
+        if let Some(keys) = open.filter_keys.as_mut() {
+            match key_filter::keys_of(self.spec.key_columns, batch) {
+                Some(more) if keys.len() + more.len() <= key_filter::MAX_KEYS => keys.extend(more),
+                _ => open.filter_keys = None,
+            }
+        }
+        open.writer.write(batch).map_err(|e| self.failed("a new file", e))
+    }
+
+    /// One group's rows, sorted, as one file.
+    fn encode_group(&self, batches: &[&RecordBatch], key: &PartitionKey, rows: &Positions) -> Result<EncodedFile> {
+        let sorted = self.sorted(batches, rows)?;
+        let part = self.file_batch(&interleave_record_batch(batches, &sorted).map_err(|e| self.failed("a partition", e))?)?;
+        let mut open = self.new_file(key)?;
+        self.append(&mut open, &part)?;
+        self.encoded(open)
+    }
+
     /// `rows` in the order of the spec's sort columns (the same order a sort
     /// of the group's concatenated rows gives).
-    fn sorted(&self, batches: &[&RecordBatch], rows: Positions) -> Result<Positions> {
+    fn sorted(&self, batches: &[&RecordBatch], rows: &Positions) -> Result<Positions> {
         if self.spec.sort_columns.is_empty() || rows.len() < 2 {
-            return Ok(rows);
+            return Ok(rows.clone());
         }
         let mut columns = Vec::new();
         for name in self.spec.sort_columns {
             let Some(arrays) = batches.iter().map(|b| b.column_by_name(name).map(|c| c.as_ref())).collect::<Option<Vec<&dyn Array>>>() else {
                 continue;
             };
-            let values = interleave(&arrays, &rows).map_err(|e| self.failed("a partition", e))?;
+            let values = interleave(&arrays, rows).map_err(|e| self.failed("a partition", e))?;
             columns.push(SortColumn { values, options: None });
         }
         if columns.is_empty() {
-            return Ok(rows);
+            return Ok(rows.clone());
         }
         let order = lexsort_to_indices(&columns, None).map_err(|e| self.failed("a partition", e))?;
         Ok(order.values().iter().map(|i| rows[*i as usize]).collect())
-    }
-
-    /// Closes the open file; returns every add action written so far.
-    pub async fn finish(mut self) -> Result<Vec<Add>> {
-        self.close_file().await?;
-        Ok(self.adds)
     }
 
     /// The batch without partition columns, in the file schema's order.
@@ -236,46 +308,20 @@ impl TableWriter {
         RecordBatch::try_new(self.file_schema.clone(), columns).map_err(|e| self.failed("a batch", e))
     }
 
-    async fn close_file(&mut self) -> Result<()> {
-        let Some(open) = self.open.take() else { return Ok(()) };
-        let partition_path: Vec<String> = self
-            .spec
-            .partition_columns
-            .iter()
-            .zip(&open.key)
-            .map(|(c, v)| format!("{c}={}", v.as_deref().unwrap_or("__HIVE_DEFAULT_PARTITION__")))
-            .collect();
-        let name = format!("part-{}.snappy.parquet", uuid::Uuid::new_v4());
-        let path = if partition_path.is_empty() { name } else { format!("{}/{name}", partition_path.join("/")) };
+    fn new_file(&self, key: &PartitionKey) -> Result<OpenFile> {
+        let writer =
+            ArrowWriter::try_new(Vec::new(), self.file_schema.clone(), Some(self.properties.clone())).map_err(|e| self.failed("a new file", e))?;
+        let filter_keys = (!self.spec.key_columns.is_empty()).then(Vec::new);
+        Ok(OpenFile { key: key.clone(), writer, filter_keys })
+    }
+
+    /// The file's bytes and footer, ready to store.
+    fn encoded(&self, open: OpenFile) -> Result<EncodedFile> {
         let mut writer = open.writer;
-        let metadata = writer.finish().map_err(|e| self.failed(&path, e))?;
+        let metadata = writer.finish().map_err(|e| self.failed("a new file", e))?;
         // `into_inner` would write the footer a second time.
         let bytes = std::mem::take(writer.inner_mut());
-        let size = bytes.len() as i64;
-        self.store.put(&object_store::path::Path::from(path.as_str()), bytes.into()).await.map_err(|e| self.failed(&path, e))?;
-        if self.spec.private
-            && let Some(dir) = self.location.local_path()
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(dir.join(&path), std::fs::Permissions::from_mode(0o640)).map_err(|e| self.failed(&path, e))?;
-        }
-        let stats = self.stats(&metadata);
-        let tags = open.filter_keys.map(|keys| HashMap::from([(key_filter::TAG.to_string(), Some(KeyFilter::build(&keys).encode()))]));
-        let partition_values = self.spec.partition_columns.iter().zip(open.key).map(|(c, v)| (c.to_string(), v)).collect();
-        self.adds.push(Add {
-            path,
-            size,
-            partition_values,
-            modification_time: chrono::Utc::now().timestamp_millis(),
-            data_change: true,
-            stats: Some(stats.to_string()),
-            tags,
-            deletion_vector: None,
-            base_row_id: None,
-            default_row_commit_version: None,
-            clustering_provider: None,
-        });
-        Ok(())
+        Ok(EncodedFile { key: open.key, bytes, metadata, filter_keys: open.filter_keys })
     }
 
     /// Delta statistics (rows, and min, max and null count of the spec's
