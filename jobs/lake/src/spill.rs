@@ -13,18 +13,25 @@ use deltalake::arrow::ipc::writer::FileWriter;
 
 use crate::error::{LakeError, Result};
 
-/// Parts of parked batches, in a temporary directory removed on drop.
+/// Parts of parked batches, in a temporary directory removed on drop. A
+/// spill of one part keeps it in memory: it would be read back whole anyway.
 pub struct Spill {
-    dir: tempfile::TempDir,
+    dir: Option<tempfile::TempDir>,
     writers: Vec<Option<FileWriter<BufWriter<File>>>>,
     rows: Vec<u64>,
+    in_memory: Vec<RecordBatch>,
 }
 
 impl Spill {
-    /// `parts` empty parts, under the system's temporary directory (`TMPDIR`).
+    /// `parts` empty parts, under the system's temporary directory (`TMPDIR`)
+    /// when there are several.
     pub fn new(parts: usize) -> Result<Spill> {
-        let dir = tempfile::Builder::new().prefix("streamreel-spill-").tempdir().map_err(|e| spill_error(std::env::temp_dir(), e))?;
-        Ok(Spill { dir, writers: (0..parts).map(|_| None).collect(), rows: vec![0; parts] })
+        let dir = if parts > 1 {
+            Some(tempfile::Builder::new().prefix("streamreel-spill-").tempdir().map_err(|e| spill_error(std::env::temp_dir(), e))?)
+        } else {
+            None
+        };
+        Ok(Spill { dir, writers: (0..parts).map(|_| None).collect(), rows: vec![0; parts], in_memory: Vec::new() })
     }
 
     pub fn parts(&self) -> usize {
@@ -42,6 +49,11 @@ impl Spill {
         if batch.num_rows() == 0 {
             return Ok(());
         }
+        self.rows[part] += batch.num_rows() as u64;
+        if self.dir.is_none() {
+            self.in_memory.push(batch.clone());
+            return Ok(());
+        }
         let path = self.path(part);
         let writer = match &mut self.writers[part] {
             Some(writer) => writer,
@@ -50,9 +62,7 @@ impl Spill {
                 slot.insert(FileWriter::try_new(BufWriter::new(file), &batch.schema()).map_err(|e| spill_error(&path, e))?)
             }
         };
-        writer.write(batch).map_err(|e| spill_error(&path, e))?;
-        self.rows[part] += batch.num_rows() as u64;
-        Ok(())
+        writer.write(batch).map_err(|e| spill_error(&path, e))
     }
 
     /// Ends writing: every part can be read from now on.
@@ -74,6 +84,9 @@ impl Spill {
         if self.rows[part] == 0 {
             return Ok(Vec::new());
         }
+        if self.dir.is_none() {
+            return Ok(self.in_memory.clone());
+        }
         let path = self.path(part);
         let file = File::open(&path).map_err(|e| spill_error(&path, e))?;
         let reader = FileReader::try_new(BufReader::new(file), None).map_err(|e| spill_error(&path, e))?;
@@ -81,7 +94,8 @@ impl Spill {
     }
 
     fn path(&self, part: usize) -> PathBuf {
-        self.dir.path().join(format!("part-{part}.arrow"))
+        let dir = self.dir.as_ref().map_or_else(std::env::temp_dir, |d| d.path().to_path_buf());
+        dir.join(format!("part-{part}.arrow"))
     }
 }
 
@@ -127,11 +141,22 @@ mod tests {
 
     #[test]
     fn the_directory_goes_with_the_spill() {
-        let mut spill = Spill::new(1).unwrap();
+        let mut spill = Spill::new(2).unwrap();
         spill.append(0, &batch(&[1])).unwrap();
-        let dir = spill.dir.path().to_path_buf();
+        let dir = spill.dir.as_ref().expect("several parts go to disk").path().to_path_buf();
         assert!(dir.join("part-0.arrow").exists());
         drop(spill);
         assert!(!dir.exists());
+    }
+
+    #[test]
+    fn one_part_stays_in_memory() {
+        let mut spill = Spill::new(1).unwrap();
+        spill.append(0, &batch(&[1, 2])).unwrap();
+        spill.append(0, &batch(&[3])).unwrap();
+        spill.seal().unwrap();
+        assert!(spill.dir.is_none());
+        assert_eq!(spill.rows(0), 3);
+        assert_eq!(values(&spill.read(0).unwrap()), vec![1, 2, 3]);
     }
 }

@@ -61,6 +61,10 @@ impl Tables {
 /// rows of the identity starting inside the region go.
 pub type Regions = HashMap<(String, String), Vec<(i64, i64)>>;
 
+/// Event keys or session hashes looked up row by row: a fast hash, as the
+/// values are hashes already.
+type KeySet = ahash::AHashSet<i64>;
+
 /// Everything a chunk will write, decided before anything is written.
 #[derive(Default)]
 pub struct Plan {
@@ -123,7 +127,7 @@ pub async fn plan(input: &PlanInput<'_>, candidates: &[RecordBatch]) -> Result<P
     let horizon = (input.settings.dedup_horizon_days * MICROS_PER_DAY as f64).round() as i64;
 
     // Deduplication, reading the stored copies of the candidates' ids.
-    let keys: Arc<HashSet<i64>> = Arc::new(columns.iter().flat_map(|c| c.event_key.values().iter().copied()).collect());
+    let keys: Arc<KeySet> = Arc::new(columns.iter().flat_map(|c| c.event_key.values().iter().copied()).collect());
     let keys_by_bucket = KeysByBucket::of(candidates)?;
     let mut read = (first - horizon, last + horizon);
     let (stored, stored_files, lost, resolution) = loop {
@@ -198,11 +202,14 @@ pub async fn plan(input: &PlanInput<'_>, candidates: &[RecordBatch]) -> Result<P
     // of this window wrote (it may have planned from what a concurrent run
     // changed, or died before its last commit).
     let mut seeds: BTreeMap<(String, String), Vec<(i64, i64)>> = earlier_attempts(input).await?;
+    let mut touched: ahash::AHashMap<(&str, &str), Vec<(i64, i64)>> = ahash::AHashMap::new();
     for &row in resolution.new_kept.iter().chain(&resolution.displaced) {
         let (c, r) = at(row);
-        let (customer, key) = c.session(r);
         let t = c.timestamp.value(r);
-        seeds.entry((customer.to_string(), key.to_string())).or_default().push((t, t));
+        touched.entry(c.session(r)).or_default().push((t, t));
+    }
+    for ((customer, key), times) in touched {
+        seeds.entry((customer.to_string(), key.to_string())).or_default().extend(times);
     }
     if seeds.is_empty() {
         return Ok(plan);
@@ -280,7 +287,7 @@ fn resolve_copies<'a>(
     })
 }
 
-fn key_filter(keys: Arc<HashSet<i64>>, column: &'static str) -> impl Fn(&RecordBatch) -> BooleanArray + Send + Sync + 'static {
+fn key_filter(keys: Arc<KeySet>, column: &'static str) -> impl Fn(&RecordBatch) -> BooleanArray + Send + Sync + 'static {
     move |batch: &RecordBatch| {
         let values = batch.column_by_name(column).expect("key column").as_primitive::<Int64Type>();
         values.values().iter().map(|v| Some(keys.contains(v))).collect()
@@ -357,7 +364,7 @@ async fn lookup_duplicates(
     input: &PlanInput<'_>,
     read_set: &mut BTreeSet<PartitionKey>,
     read: (i64, i64),
-    keys: Arc<HashSet<i64>>,
+    keys: Arc<KeySet>,
     keys_by_bucket: &KeysByBucket,
 ) -> Result<Vec<DuplicateRow>, SilverError> {
     let scope = partitions_between(input.buckets, read.0, read.1);
@@ -396,7 +403,7 @@ async fn recompute(
             (key.clone(), (lo - LOOK_BACK, hi + LOOK_AHEAD))
         })
         .collect();
-    let hashes: Arc<HashSet<i64>> = Arc::new(seeds.keys().map(|(c, k)| key_hash(&[c, k])).collect());
+    let hashes: Arc<KeySet> = Arc::new(seeds.keys().map(|(c, k)| key_hash(&[c, k])).collect());
     let displaced = &plan.displaced;
     loop {
         let intervals = crate::sessions::merge(&ranges.values().copied().collect::<Vec<_>>());
@@ -412,7 +419,7 @@ async fn recompute(
         // Every event of each identity: stored (minus the displaced) and new.
         let all: Vec<EventColumns<'_>> = candidates.iter().cloned().chain(stored_columns.iter().cloned()).collect();
         let offset = candidates.len() as u32;
-        let mut events: HashMap<(&str, &str), Vec<RowRef>> = HashMap::new();
+        let mut events: ahash::AHashMap<(&str, &str), Vec<RowRef>> = ahash::AHashMap::new();
         for &(b, r) in new_rows {
             let c = &candidates[b as usize];
             events.entry(c.session(r as usize)).or_default().push((b, r));
@@ -535,7 +542,7 @@ async fn recompute(
 async fn old_sessions(
     sessions: &Table,
     scope: &BTreeSet<PartitionKey>,
-    hashes: Arc<HashSet<i64>>,
+    hashes: Arc<KeySet>,
 ) -> Result<HashMap<(String, String), Vec<ChangeRow>>, SilverError> {
     let files = sessions.files_where(|key| scope.contains(key));
     let filter = RowFilter::new(&["customer_id", "session_key"], move |batch: &RecordBatch| {

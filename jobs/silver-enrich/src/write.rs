@@ -26,10 +26,7 @@ pub async fn apply(tables: &mut Tables, plan: Plan, meta: &CommitMeta) -> Result
     tables.duplicates.commit(duplicates, meta).await?;
 
     let regions = region_filter(plan.regions);
-    let segments = tables
-        .segments
-        .replace_rows(plan.segment_scope, regions.clone(), &plan.segments, plan.sessions_read.clone())
-        .await?;
+    let segments = tables.segments.replace_rows(plan.segment_scope, regions.clone(), &plan.segments, plan.sessions_read.clone()).await?;
     tables.segments.commit(segments, meta).await?;
     let sessions =
         tables.sessions.replace_rows(plan.session_scope, regions, &[encode(&SESSIONS.schema, &plan.sessions)?], plan.sessions_read).await?;

@@ -153,7 +153,10 @@ impl TableWriter {
         // independent: each core encodes its share of the groups.
         let encoder = &self.encoder;
         let files = map_on_cores(&groups, |((key, _), rows)| encoder.encode_group(&batches, key, rows)).into_iter().collect::<Result<Vec<_>>>()?;
-        let stored: Vec<Add> = futures::stream::iter(files.into_iter().map(|file| self.store_file(file))).buffered(PUT_CONCURRENCY).try_collect().await?;
+        let stored: Vec<Add> = futures::stream::iter(files.into_iter().map(|file| encoder.store_file(&self.store, file)))
+            .buffered(PUT_CONCURRENCY)
+            .try_collect()
+            .await?;
         self.adds.extend(stored);
         Ok(())
     }
@@ -175,10 +178,12 @@ impl TableWriter {
         for (b, batch) in batches.iter().enumerate() {
             let columns: Vec<&ArrayRef> = self
                 .encoder
-            .spec
+                .spec
                 .partition_columns
                 .iter()
-                .map(|name| batch.column_by_name(name).ok_or_else(|| self.encoder.failed("a partitioned batch", format!("no partition column {name}"))))
+                .map(|name| {
+                    batch.column_by_name(name).ok_or_else(|| self.encoder.failed("a partitioned batch", format!("no partition column {name}")))
+                })
                 .collect::<Result<_>>()?;
             let hours = self.encoder.spec.file_hours.filter(|_| self.split_hours).and_then(|name| batch.column_by_name(name));
             let hours = hours.map(|column| column.as_primitive::<TimestampMicrosecondType>());
@@ -211,15 +216,16 @@ impl TableWriter {
     async fn close_file(&mut self) -> Result<()> {
         let Some(open) = self.open.take() else { return Ok(()) };
         let file = self.encoder.encoded(open)?;
-        let add = self.store_file(file).await?;
+        let add = self.encoder.store_file(&self.store, file).await?;
         self.adds.push(add);
         Ok(())
     }
+}
 
+impl FileEncoder {
     /// Puts an encoded file under its partition's folder; its add action.
-    async fn store_file(&self, file: EncodedFile) -> Result<Add> {
+    async fn store_file(&self, store: &Arc<dyn ObjectStore>, file: EncodedFile) -> Result<Add> {
         let partition_path: Vec<String> = self
-            .encoder
             .spec
             .partition_columns
             .iter()
@@ -229,16 +235,16 @@ impl TableWriter {
         let name = format!("part-{}.snappy.parquet", uuid::Uuid::new_v4());
         let path = if partition_path.is_empty() { name } else { format!("{}/{name}", partition_path.join("/")) };
         let size = file.bytes.len() as i64;
-        self.store.put(&object_store::path::Path::from(path.as_str()), file.bytes.into()).await.map_err(|e| self.encoder.failed(&path, e))?;
-        if self.encoder.spec.private
-            && let Some(dir) = self.encoder.location.local_path()
+        store.put(&object_store::path::Path::from(path.as_str()), file.bytes.into()).await.map_err(|e| self.failed(&path, e))?;
+        if self.spec.private
+            && let Some(dir) = self.location.local_path()
         {
             use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(dir.join(&path), std::fs::Permissions::from_mode(0o640)).map_err(|e| self.encoder.failed(&path, e))?;
+            std::fs::set_permissions(dir.join(&path), std::fs::Permissions::from_mode(0o640)).map_err(|e| self.failed(&path, e))?;
         }
-        let stats = self.encoder.stats(&file.metadata);
+        let stats = self.stats(&file.metadata);
         let tags = file.filter_keys.map(|keys| HashMap::from([(key_filter::TAG.to_string(), Some(KeyFilter::build(&keys).encode()))]));
-        let partition_values = self.encoder.spec.partition_columns.iter().zip(file.key).map(|(c, v)| (c.to_string(), v)).collect();
+        let partition_values = self.spec.partition_columns.iter().zip(file.key).map(|(c, v)| (c.to_string(), v)).collect();
         Ok(Add {
             path,
             size,
@@ -253,9 +259,7 @@ impl TableWriter {
             clustering_provider: None,
         })
     }
-}
 
-impl FileEncoder {
     /// Appends a batch in the file schema to an open file, noting its keys.
     fn append(&self, open: &mut OpenFile, batch: &RecordBatch) -> Result<()> {
         if let Some(keys) = open.filter_keys.as_mut() {
