@@ -116,6 +116,7 @@ pub fn execute<R: RunReport>(
     report: Option<&std::path::Path>,
     work: impl Future<Output = std::result::Result<R, String>>,
 ) -> ExitCode {
+    crate::keep_freed_memory();
     crate::telemetry::init(format);
     let outcome = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string()).and_then(|runtime| {
         runtime.block_on(async {

@@ -170,21 +170,10 @@ async fn enrich_into_spill(
         let bronze_batches = scan.read().await?;
         let masks = mask_addresses(&bronze_batches, masker);
         let enrichment = Enrichment { metadata, masks: &masks, key_id: &masker.key_id, buckets: total };
-        for candidates in map_on_cores(&bronze_batches, |b| to_silver(b, &enrichment)) {
-            let buckets = candidates.column_by_name(CUSTOMER_BUCKET).expect("customer_bucket").as_primitive::<Int32Type>();
-            let mut rows: Vec<Vec<u32>> = vec![Vec::new(); chunks.len()];
-            for (row, bucket) in buckets.values().iter().enumerate() {
-                if let Some(part) = chunk_of[*bucket as usize] {
-                    rows[part].push(row as u32);
-                }
-            }
-            for (part, rows) in rows.into_iter().enumerate().filter(|(_, rows)| !rows.is_empty()) {
-                let part_rows = if rows.len() == candidates.num_rows() {
-                    candidates.clone()
-                } else {
-                    take_record_batch(&candidates, &UInt32Array::from(rows)).map_err(|e| LakeError::data("parking enriched rows by chunk", e))?
-                };
-                spill.append(part, &part_rows)?;
+        // Each core enriches its batches and splits them by chunk.
+        for parts in map_on_cores(&bronze_batches, |b| by_chunk(to_silver(b, &enrichment), &chunk_of)) {
+            for (part, rows) in parts? {
+                spill.append(part, &rows)?;
             }
         }
     }
@@ -196,6 +185,27 @@ async fn enrich_into_spill(
         "read and enriched the window's bronze rows"
     );
     Ok(spill)
+}
+
+/// The rows of an enriched batch by the chunk of their bucket (`chunk_of`,
+/// indexed by bucket); rows of buckets in no chunk are left out.
+fn by_chunk(candidates: RecordBatch, chunk_of: &[Option<usize>]) -> Result<Vec<(usize, RecordBatch)>, LakeError> {
+    let buckets = candidates.column_by_name(CUSTOMER_BUCKET).expect("customer_bucket").as_primitive::<Int32Type>();
+    let mut rows: BTreeMap<usize, Vec<u32>> = BTreeMap::new();
+    for (row, bucket) in buckets.values().iter().enumerate() {
+        if let Some(part) = chunk_of[*bucket as usize] {
+            rows.entry(part).or_default().push(row as u32);
+        }
+    }
+    rows.into_iter()
+        .map(|(part, rows)| {
+            if rows.len() == candidates.num_rows() {
+                return Ok((part, candidates.clone()));
+            }
+            let taken = take_record_batch(&candidates, &UInt32Array::from(rows)).map_err(|e| LakeError::data("parking enriched rows by chunk", e))?;
+            Ok((part, taken))
+        })
+        .collect()
 }
 
 /// The window's files in consecutive groups of at most `FILES_PER_READ`
