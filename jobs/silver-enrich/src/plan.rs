@@ -531,8 +531,14 @@ async fn recompute(
         plan.segments = segments;
         plan.changes.sort();
         plan.changes.dedup();
-        plan.session_scope = input.tables.sessions.files_where(|key| session_scope_keys.contains(key));
-        plan.segment_scope = input.tables.segments.files_where(|key| session_scope_keys.contains(key));
+        // Replaced rows start inside a region: files whose session starts
+        // all lie outside every region are neither probed nor rewritten.
+        let starts = Prune::new("session_start", crate::sessions::merge(&plan.regions.values().flatten().copied().collect::<Vec<_>>()));
+        let in_scope = |table: &Table| -> Vec<DataFile> {
+            table.files_where(|key| session_scope_keys.contains(key)).into_iter().filter(|f| starts.keeps_file(f)).collect()
+        };
+        plan.session_scope = in_scope(&input.tables.sessions);
+        plan.segment_scope = in_scope(&input.tables.segments);
         return Ok(());
     }
 }

@@ -43,6 +43,12 @@ impl Prune {
     fn meets(&self, (lo, hi): (i64, i64)) -> bool {
         self.intervals.iter().any(|&(a, b)| a <= hi && lo <= b)
     }
+
+    /// Whether `file` may hold a row inside the intervals: its log
+    /// statistics of the column meet one, or it has none.
+    pub fn keeps_file(&self, file: &DataFile) -> bool {
+        file.range_of(&self.column).is_none_or(|range| self.meets(range))
+    }
 }
 
 /// Which rows a read keeps: a predicate over a few non-partition columns,
@@ -106,7 +112,7 @@ impl<'t> Scan<'t> {
         let schema = self.schema()?;
         let table_name = self.table.location().to_string();
         let files: Vec<DataFile> =
-            self.files.into_iter().filter(|file| self.prune.iter().all(|p| file.range_of(&p.column).is_none_or(|range| p.meets(range)))).collect();
+            self.files.into_iter().filter(|file| self.prune.iter().all(|p| p.keeps_file(file))).collect();
         let prune = Arc::new(self.prune);
         let store = self.table.store();
         let jobs = files.into_iter().map(|file| {
