@@ -7,8 +7,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
-use streamreel_lake::arrow::array::{AsArray, BooleanArray, RecordBatch, UInt32Array};
-use streamreel_lake::arrow::compute::take_record_batch;
+use streamreel_lake::arrow::array::{AsArray, BooleanArray, RecordBatch};
+use streamreel_lake::arrow::compute::filter_record_batch;
 use streamreel_lake::arrow::datatypes::{Int32Type, Int64Type, TimestampMicrosecondType};
 use streamreel_lake::cores::shares_on_cores;
 use streamreel_lake::rows::encode;
@@ -158,14 +158,18 @@ pub async fn plan(input: &PlanInput<'_>, candidates: &[RecordBatch]) -> Result<P
     for &(b, r) in &resolution.new_kept {
         kept_rows[b as usize].push(r);
     }
-    for (batch, mut rows) in candidates.iter().zip(kept_rows) {
+    for (batch, rows) in candidates.iter().zip(kept_rows) {
         // In the batch's order, whatever the resolution's: a batch kept
-        // whole is not copied.
-        rows.sort_unstable();
+        // whole is not copied, and a filter copies the runs between the
+        // few rows dropped (a take copied row by row).
         if rows.len() == batch.num_rows() {
             plan.new_events.push(batch.clone());
         } else if !rows.is_empty() {
-            plan.new_events.push(take_record_batch(batch, &UInt32Array::from(rows)).map_err(|e| LakeError::data("new events", e))?);
+            let mut keep = vec![false; batch.num_rows()];
+            for row in rows {
+                keep[row as usize] = true;
+            }
+            plan.new_events.push(filter_record_batch(batch, &BooleanArray::from(keep)).map_err(|e| LakeError::data("new events", e))?);
         }
     }
     let duplicate = |c: &EventColumns<'_>, r: usize, bucket: i32| DuplicateRow {

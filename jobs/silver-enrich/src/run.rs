@@ -188,24 +188,26 @@ async fn enrich_into_spill(
 }
 
 /// The rows of an enriched batch by the chunk of their bucket (`chunk_of`,
-/// indexed by bucket); rows of buckets in no chunk are left out.
+/// indexed by bucket); rows of buckets in no chunk are left out. One copy
+/// orders the rows by chunk; each chunk's rows are a slice of it.
 fn by_chunk(candidates: RecordBatch, chunk_of: &[Option<usize>]) -> Result<Vec<(usize, RecordBatch)>, LakeError> {
     let buckets = candidates.column_by_name(CUSTOMER_BUCKET).expect("customer_bucket").as_primitive::<Int32Type>();
-    let mut rows: BTreeMap<usize, Vec<u32>> = BTreeMap::new();
-    for (row, bucket) in buckets.values().iter().enumerate() {
-        if let Some(part) = chunk_of[*bucket as usize] {
-            rows.entry(part).or_default().push(row as u32);
-        }
+    let mut rows: Vec<(usize, u32)> =
+        buckets.values().iter().enumerate().filter_map(|(row, bucket)| chunk_of[*bucket as usize].map(|part| (part, row as u32))).collect();
+    if rows.first().is_some_and(|(first, _)| rows.len() == candidates.num_rows() && rows.iter().all(|(part, _)| part == first)) {
+        return Ok(vec![(rows[0].0, candidates)]);
     }
-    rows.into_iter()
-        .map(|(part, rows)| {
-            if rows.len() == candidates.num_rows() {
-                return Ok((part, candidates.clone()));
-            }
-            let taken = take_record_batch(&candidates, &UInt32Array::from(rows)).map_err(|e| LakeError::data("parking enriched rows by chunk", e))?;
-            Ok((part, taken))
-        })
-        .collect()
+    // Stable: each chunk keeps the batch's row order.
+    rows.sort_by_key(|(part, _)| *part);
+    let indices: UInt32Array = rows.iter().map(|(_, row)| *row).collect();
+    let ordered = take_record_batch(&candidates, &indices).map_err(|e| LakeError::data("parking enriched rows by chunk", e))?;
+    let mut parts = Vec::new();
+    let mut start = 0;
+    for run in rows.chunk_by(|a, b| a.0 == b.0) {
+        parts.push((run[0].0, ordered.slice(start, run.len())));
+        start += run.len();
+    }
+    Ok(parts)
 }
 
 /// The window's files in consecutive groups of at most `FILES_PER_READ`

@@ -111,8 +111,7 @@ impl<'t> Scan<'t> {
         let spec = self.table.spec();
         let schema = self.schema()?;
         let table_name = self.table.location().to_string();
-        let files: Vec<DataFile> =
-            self.files.into_iter().filter(|file| self.prune.iter().all(|p| p.keeps_file(file))).collect();
+        let files: Vec<DataFile> = self.files.into_iter().filter(|file| self.prune.iter().all(|p| p.keeps_file(file))).collect();
         let prune = Arc::new(self.prune);
         let store = self.table.store();
         let jobs = files.into_iter().map(|file| {
