@@ -4,13 +4,16 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use ahash::AHashSet;
 use streamreel_lake::arrow::array::{AsArray, RecordBatch};
-use streamreel_lake::arrow::datatypes::Int32Type;
+use streamreel_lake::arrow::datatypes::{Int32Type, TimestampMicrosecondType};
 use streamreel_lake::table::{RowFilter, Table};
 use streamreel_lake::time::day_of;
 use streamreel_lake::window::parse_hour;
 use streamreel_lake::{LakeError, Window};
-use streamreel_tables::silver::ChangeRow;
+
+/// The change-log columns gold needs, in the order `read` takes them.
+const CHANGE_COLUMNS: [&str; 6] = ["customer_id", "title_id", "session_key", "session_start", "session_end", "customer_bucket"];
 
 /// What changed in one customer bucket.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -55,21 +58,33 @@ pub async fn read(changes: &Table, window: Window, owned: impl Fn(u32) -> bool +
     let filter = RowFilter::new(&["customer_bucket"], move |batch: &RecordBatch| {
         batch.column(0).as_primitive::<Int32Type>().values().iter().map(|b| Some(owned(*b as u32))).collect()
     });
-    let mut rows: BTreeSet<ChangeRow> = BTreeSet::new();
-    for batch in changes.scan(files).filter(filter).read().await? {
-        rows.extend(streamreel_lake::rows::decode::<ChangeRow>(&batch)?);
+    let batches = changes.scan(files).columns(&CHANGE_COLUMNS).filter(filter).read().await?;
+    // Reruns append the same rows again: each change counts once. Rows stay
+    // borrowed from the batches until a bucket keeps a distinct value.
+    let mut distinct: AHashSet<(&str, &str, &str, i64, i64, i32)> = AHashSet::new();
+    for batch in &batches {
+        let text = |i: usize| batch.column(i).as_string::<i32>();
+        let time = |i: usize| batch.column(i).as_primitive::<TimestampMicrosecondType>();
+        let (customer, title, key, start, end) = (text(0), text(1), text(2), time(3), time(4));
+        let bucket = batch.column(5).as_primitive::<Int32Type>();
+        for i in 0..batch.num_rows() {
+            distinct.insert((customer.value(i), title.value(i), key.value(i), start.value(i), end.value(i), bucket.value(i)));
+        }
     }
-    let mut out = Changes::default();
-    // Reruns append the same rows again: each change counts once.
-    let distinct: BTreeSet<(String, String, String, i64, i64, i32)> =
-        rows.into_iter().map(|r| (r.customer_id, r.title_id, r.session_key, r.session_start, r.session_end, r.customer_bucket)).collect();
-    out.rows = distinct.len();
+    let mut out = Changes { rows: distinct.len(), ..Default::default() };
+    let mut pairs: BTreeMap<u32, AHashSet<(&str, &str)>> = BTreeMap::new();
     for (customer, title, _, start, end, bucket) in distinct {
+        pairs.entry(bucket as u32).or_default().insert((customer, title));
         let bucket = out.buckets.entry(bucket as u32).or_default();
-        bucket.titles.insert(title.clone());
-        bucket.viewer_titles.insert((customer, title));
+        if !bucket.titles.contains(title) {
+            bucket.titles.insert(title.to_string());
+        }
         bucket.start_days.insert(day_of(start));
         bucket.playing_days.extend(day_of(start)..=day_of(end));
+    }
+    for (bucket, pairs) in pairs {
+        let viewer_titles = &mut out.buckets.get_mut(&bucket).expect("a bucket with pairs").viewer_titles;
+        viewer_titles.extend(pairs.into_iter().map(|(customer, title)| (customer.to_string(), title.to_string())));
     }
     Ok(out)
 }

@@ -166,16 +166,20 @@ async fn recompute_bucket(input: &ShardInput<'_>, tables: &Tables, bucket: u32, 
     out.engagement.push(encode(&ENGAGEMENT.schema, &fresh)?);
     out.bucket_partitions.insert(bucket_key);
 
+    // A session's event_date is the day it starts, so the sessions, sorted
+    // by start, hold each day's sessions as one slice.
+    let days = |first: i32, last: i32| -> &[SessionRow] {
+        &sessions[sessions.partition_point(|s| s.event_date < first)..sessions.partition_point(|s| s.event_date <= last)]
+    };
     for &day in &changed.start_days {
-        let of_day: Vec<SessionRow> = sessions.iter().filter(|s| s.event_date == day).cloned().collect();
-        out.viewer_daily.extend(viewer_daily(&of_day, input.loaded_at));
-        out.video_daily_parts.extend(video_daily_parts(&of_day, input.settings, input.metadata));
-        out.qos_parts.extend(qos_parts(&of_day));
+        let of_day = days(day, day);
+        out.viewer_daily.extend(viewer_daily(of_day, input.loaded_at));
+        out.video_daily_parts.extend(video_daily_parts(of_day, input.settings, input.metadata));
+        out.qos_parts.extend(qos_parts(of_day));
         out.day_partitions.insert(partition(day, bucket));
     }
     for &day in &changed.playing_days {
-        let playing: Vec<SessionRow> = sessions.iter().filter(|s| s.event_date == day || s.event_date == day - 1).cloned().collect();
-        out.concurrency_parts.extend(concurrency_parts(day, &playing, bucket as i32));
+        out.concurrency_parts.extend(concurrency_parts(day, days(day - 1, day), bucket as i32));
         out.playing_partitions.insert(partition(day, bucket));
     }
     out.counts.buckets += 1;

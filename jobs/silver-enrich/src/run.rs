@@ -285,3 +285,40 @@ fn quality_counts(candidates: &[RecordBatch]) -> (BTreeMap<String, u64>, u64) {
     }
     (invalid.into_iter().collect(), missing)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use streamreel_lake::arrow::array::{Int32Array, Int64Array};
+    use streamreel_lake::arrow::datatypes::{DataType, Field, Int64Type, Schema};
+
+    use super::*;
+
+    fn batch(buckets: &[i32]) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![Field::new(CUSTOMER_BUCKET, DataType::Int32, false), Field::new("row", DataType::Int64, false)]));
+        let rows: Int64Array = (0..buckets.len() as i64).collect();
+        RecordBatch::try_new(schema, vec![Arc::new(Int32Array::from(buckets.to_vec())), Arc::new(rows)]).unwrap()
+    }
+
+    fn rows(batch: &RecordBatch) -> Vec<i64> {
+        batch.column(1).as_primitive::<Int64Type>().values().to_vec()
+    }
+
+    #[test]
+    fn rows_go_to_the_chunk_of_their_bucket_in_order() {
+        // Buckets 0 and 3 in chunk 1, bucket 2 in chunk 0, bucket 1 in none.
+        let chunk_of = [Some(1), None, Some(0), Some(1)];
+        let parts = by_chunk(batch(&[0, 1, 2, 3, 0, 2]), &chunk_of).unwrap();
+        let found: Vec<(usize, Vec<i64>)> = parts.iter().map(|(part, b)| (*part, rows(b))).collect();
+        assert_eq!(found, vec![(0, vec![2, 5]), (1, vec![0, 3, 4])]);
+    }
+
+    #[test]
+    fn a_batch_of_one_chunk_is_kept_whole() {
+        let whole = batch(&[0, 3, 0]);
+        let parts = by_chunk(whole.clone(), &[Some(1), None, Some(0), Some(1)]).unwrap();
+        assert_eq!(parts, vec![(1, whole)]);
+        assert!(by_chunk(batch(&[1, 1]), &[Some(1), None, Some(0), Some(1)]).unwrap().is_empty());
+    }
+}
