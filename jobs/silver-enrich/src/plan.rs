@@ -527,11 +527,11 @@ async fn recompute(
                 });
             }
             plan.counters.sessions_recomputed += result.session_count as u64;
-            plan.counters.segment_rows += result.segment_count as u64;
             plan.counters.session_rows += result.sessions.len() as u64;
             plan.sessions.extend(result.sessions);
             plan.regions.insert(identity, result.region);
         }
+        plan.counters.segment_rows = segments.iter().map(|b| b.num_rows() as u64).sum();
         plan.segments = segments;
         plan.changes.sort();
         plan.changes.dedup();

@@ -33,8 +33,6 @@ pub struct Recomputed {
     /// Stored rows of the identity that start inside it are replaced.
     pub region: Vec<(i64, i64)>,
     pub segments: Vec<SegmentRow>,
-    /// Segment rows made (they stay counted when `segments` is taken).
-    pub segment_count: usize,
     pub sessions: Vec<SessionRow>,
     pub session_count: usize,
     /// The region reaches what was not read: read this range and try again.
@@ -125,7 +123,6 @@ pub fn recompute_key(columns: &[EventColumns<'_>], work: &KeyWork<'_>, settings:
                 customer_bucket,
             });
         }
-        out.segment_count += result.segments.len();
         for video in &result.videos {
             let duration = metadata.duration(video.title_id);
             let mine: Vec<&Segment<'_>> = result.segments.iter().filter(|s| s.title_id == video.title_id).collect();
