@@ -5,8 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use ahash::AHashSet;
-use streamreel_lake::arrow::array::{AsArray, RecordBatch};
+use streamreel_lake::arrow::array::{AsArray, RecordBatch, StringArray};
 use streamreel_lake::arrow::datatypes::{Int32Type, TimestampMicrosecondType};
+use streamreel_lake::cores::map_on_cores;
 use streamreel_lake::table::{RowFilter, Table};
 use streamreel_lake::time::day_of;
 use streamreel_lake::window::parse_hour;
@@ -24,6 +25,13 @@ pub struct BucketChanges {
     pub start_days: BTreeSet<i32>,
     /// Days sessions played in: concurrency.
     pub playing_days: BTreeSet<i32>,
+}
+
+impl BucketChanges {
+    /// The changed (customer, title) pairs, for lookups by borrowed keys.
+    pub fn pairs(&self) -> AHashSet<(&str, &str)> {
+        self.viewer_titles.iter().map(|(customer, title)| (customer.as_str(), title.as_str())).collect()
+    }
 }
 
 #[derive(Debug, Default)]
@@ -59,32 +67,60 @@ pub async fn read(changes: &Table, window: Window, owned: impl Fn(u32) -> bool +
         batch.column(0).as_primitive::<Int32Type>().values().iter().map(|b| Some(owned(*b as u32))).collect()
     });
     let batches = changes.scan(files).columns(&CHANGE_COLUMNS).filter(filter).read().await?;
-    // Reruns append the same rows again: each change counts once. Rows stay
-    // borrowed from the batches until a bucket keeps a distinct value.
-    let mut distinct: AHashSet<(&str, &str, &str, i64, i64, i32)> = AHashSet::new();
-    for batch in &batches {
-        let text = |i: usize| batch.column(i).as_string::<i32>();
-        let time = |i: usize| batch.column(i).as_primitive::<TimestampMicrosecondType>();
-        let (customer, title, key, start, end) = (text(0), text(1), text(2), time(3), time(4));
-        let bucket = batch.column(5).as_primitive::<Int32Type>();
-        for i in 0..batch.num_rows() {
-            distinct.insert((customer.value(i), title.value(i), key.value(i), start.value(i), end.value(i), bucket.value(i)));
+    let columns: Vec<ChangeColumns> = batches.iter().map(ChangeColumns::of).collect();
+    // Each bucket's rows are deduplicated and gathered on their own, one
+    // bucket per core at a time: the bucket is part of a change's identity.
+    let mut rows_of: BTreeMap<u32, Vec<(u32, u32)>> = BTreeMap::new();
+    for (b, batch) in batches.iter().enumerate() {
+        for (i, bucket) in batch.column(5).as_primitive::<Int32Type>().values().iter().enumerate() {
+            rows_of.entry(*bucket as u32).or_default().push((b as u32, i as u32));
         }
     }
-    let mut out = Changes { rows: distinct.len(), ..Default::default() };
-    let mut pairs: BTreeMap<u32, AHashSet<(&str, &str)>> = BTreeMap::new();
-    for (customer, title, _, start, end, bucket) in distinct {
-        pairs.entry(bucket as u32).or_default().insert((customer, title));
-        let bucket = out.buckets.entry(bucket as u32).or_default();
-        if !bucket.titles.contains(title) {
-            bucket.titles.insert(title.to_string());
-        }
-        bucket.start_days.insert(day_of(start));
-        bucket.playing_days.extend(day_of(start)..=day_of(end));
-    }
-    for (bucket, pairs) in pairs {
-        let viewer_titles = &mut out.buckets.get_mut(&bucket).expect("a bucket with pairs").viewer_titles;
-        viewer_titles.extend(pairs.into_iter().map(|(customer, title)| (customer.to_string(), title.to_string())));
+    let rows_of: Vec<(u32, Vec<(u32, u32)>)> = rows_of.into_iter().collect();
+    let gathered = map_on_cores(&rows_of, |(_, rows)| bucket_changes(&columns, rows));
+    let mut out = Changes::default();
+    for ((bucket, _), (rows, changed)) in rows_of.iter().zip(gathered) {
+        out.rows += rows;
+        out.buckets.insert(*bucket, changed);
     }
     Ok(out)
+}
+
+/// The change log's columns in one batch, typed.
+struct ChangeColumns<'a> {
+    customer: &'a StringArray,
+    title: &'a StringArray,
+    session_key: &'a StringArray,
+    start: &'a [i64],
+    end: &'a [i64],
+}
+
+impl<'a> ChangeColumns<'a> {
+    fn of(batch: &'a RecordBatch) -> Self {
+        let text = |i: usize| batch.column(i).as_string::<i32>();
+        let time = |i: usize| batch.column(i).as_primitive::<TimestampMicrosecondType>().values().as_ref();
+        ChangeColumns { customer: text(0), title: text(1), session_key: text(2), start: time(3), end: time(4) }
+    }
+}
+
+/// One bucket's distinct changes (reruns append the same rows again: each
+/// counts once) and what they change. Rows stay borrowed from the batches
+/// until a distinct value is kept.
+fn bucket_changes(columns: &[ChangeColumns], rows: &[(u32, u32)]) -> (usize, BucketChanges) {
+    let mut distinct: AHashSet<(&str, &str, &str, i64, i64)> = AHashSet::with_capacity(rows.len());
+    for &(b, i) in rows {
+        let (c, i) = (&columns[b as usize], i as usize);
+        distinct.insert((c.customer.value(i), c.title.value(i), c.session_key.value(i), c.start[i], c.end[i]));
+    }
+    let (mut pairs, mut titles) = (AHashSet::new(), AHashSet::new());
+    let mut changed = BucketChanges::default();
+    for &(customer, title, _, start, end) in &distinct {
+        pairs.insert((customer, title));
+        titles.insert(title);
+        changed.start_days.insert(day_of(start));
+        changed.playing_days.extend(day_of(start)..=day_of(end));
+    }
+    changed.viewer_titles = pairs.into_iter().map(|(customer, title)| (customer.to_string(), title.to_string())).collect();
+    changed.titles = titles.into_iter().map(str::to_string).collect();
+    (distinct.len(), changed)
 }

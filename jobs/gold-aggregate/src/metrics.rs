@@ -91,7 +91,11 @@ pub fn tier(score: Option<f64>, settings: &MetricSettings) -> &'static str {
 
 /// A dimension value of a gold key: missing values group as `unknown`.
 pub fn dim(value: &Option<String>) -> String {
-    value.clone().unwrap_or_else(|| "unknown".into())
+    dim_str(value).to_string()
+}
+
+fn dim_str(value: &Option<String>) -> &str {
+    value.as_deref().unwrap_or("unknown")
 }
 
 /// A session: (customer, session key, start).
@@ -105,10 +109,10 @@ fn session_id(s: &SessionRow) -> SessionId<'_> {
 /// days: per (day, title, country, device type), each viewer measured on
 /// their own sessions of the group with the viewer-video formulas.
 pub fn video_daily_parts(sessions: &[SessionRow], settings: &MetricSettings, metadata: &Metadata) -> Vec<VideoDailyPart> {
-    type Key = (i32, String, String, String);
+    type Key<'a> = (i32, &'a str, &'a str, &'a str);
     let mut groups: BTreeMap<Key, Vec<&SessionRow>> = BTreeMap::new();
     for s in sessions {
-        groups.entry((s.event_date, s.title_id.clone(), dim(&s.country), dim(&s.device_type))).or_default().push(s);
+        groups.entry((s.event_date, &s.title_id, dim_str(&s.country), dim_str(&s.device_type))).or_default().push(s);
     }
     groups
         .into_iter()
@@ -141,9 +145,9 @@ pub fn video_daily_parts(sessions: &[SessionRow], settings: &MetricSettings, met
                 engagement_score_sum,
                 engagement_score_count,
                 customer_bucket: rows[0].customer_bucket,
-                title_id,
-                country,
-                device_type,
+                title_id: title_id.to_string(),
+                country: country.to_string(),
+                device_type: device_type.to_string(),
             }
         })
         .collect()
@@ -214,11 +218,11 @@ pub fn qos_parts(sessions: &[SessionRow]) -> Vec<QosPart> {
     for s in sessions {
         distinct.entry(session_id(s)).or_insert(s);
     }
-    type Key = (i64, String, String, String, String);
+    type Key<'a> = (i64, &'a str, &'a str, &'a str, &'a str);
     let mut groups: BTreeMap<Key, Vec<&SessionRow>> = BTreeMap::new();
     for s in distinct.into_values() {
         let hour = s.session_start.div_euclid(MICROS_PER_HOUR) * MICROS_PER_HOUR;
-        groups.entry((hour, dim(&s.isp), dim(&s.device_type), dim(&s.country), dim(&s.quality))).or_default().push(s);
+        groups.entry((hour, dim_str(&s.isp), dim_str(&s.device_type), dim_str(&s.country), dim_str(&s.quality))).or_default().push(s);
     }
     groups
         .into_iter()
@@ -226,10 +230,10 @@ pub fn qos_parts(sessions: &[SessionRow]) -> Vec<QosPart> {
             let bandwidths: Vec<f64> = rows.iter().filter_map(|s| s.session_avg_bandwidth_mbps).collect();
             QosPart {
                 event_hour,
-                isp,
-                device_type,
-                country,
-                quality,
+                isp: isp.to_string(),
+                device_type: device_type.to_string(),
+                country: country.to_string(),
+                quality: quality.to_string(),
                 sessions: rows.len() as i64,
                 buffering_events: rows.iter().filter_map(|s| s.session_buffering_events).sum(),
                 buffering_seconds: positive_zero(rows.iter().filter_map(|s| s.session_buffering_seconds).sum()),

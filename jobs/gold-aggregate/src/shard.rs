@@ -4,14 +4,18 @@
 //! `silver/watch_sessions` for exactly the keys and days that changed, then
 //! one partition-replacing commit per table.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 
+use ahash::{AHashMap, AHashSet};
+use futures::future::try_join_all;
 use streamreel_lake::arrow::array::{AsArray, BooleanArray, RecordBatch};
 use streamreel_lake::arrow::compute::filter_record_batch;
+use streamreel_lake::arrow::datatypes::TimestampMicrosecondType;
 use streamreel_lake::config::MetricSettings;
+use streamreel_lake::cores::map_on_cores;
 use streamreel_lake::rows::{decode, encode};
 use streamreel_lake::table::key_filter::text_key;
-use streamreel_lake::table::{CommitMeta, DataFile, PartitionKey, Table};
+use streamreel_lake::table::{CommitMeta, PartitionKey, Table};
 use streamreel_lake::time::day_of;
 use streamreel_lake::{LakeError, Location};
 use streamreel_tables::Metadata;
@@ -59,6 +63,24 @@ struct Outputs {
     counts: ShardCounts,
 }
 
+impl Outputs {
+    /// Appends one bucket's outputs after those already held.
+    fn add(&mut self, bucket: Outputs) {
+        self.engagement.extend(bucket.engagement);
+        self.viewer_daily.extend(bucket.viewer_daily);
+        self.video_daily_parts.extend(bucket.video_daily_parts);
+        self.qos_parts.extend(bucket.qos_parts);
+        self.concurrency_parts.extend(bucket.concurrency_parts);
+        self.retention_parts.extend(bucket.retention_parts);
+        self.bucket_partitions.extend(bucket.bucket_partitions);
+        self.day_partitions.extend(bucket.day_partitions);
+        self.playing_partitions.extend(bucket.playing_partitions);
+        self.counts.buckets += bucket.counts.buckets;
+        self.counts.viewer_videos += bucket.counts.viewer_videos;
+        self.counts.days += bucket.counts.days;
+    }
+}
+
 pub struct ShardInput<'a> {
     pub lake: &'a Location,
     pub buckets: u32,
@@ -82,8 +104,15 @@ pub async fn run(input: &ShardInput<'_>, changes: &Changes) -> Result<ShardCount
         sessions: Table::open(input.lake, &SESSIONS, input.buckets).await?,
     };
     let mut out = Outputs::default();
-    for (&bucket, changed) in &changes.buckets {
-        recompute_bucket(input, &tables, bucket, changed, &mut out).await?;
+    // A few buckets at a time: their reads overlap, then each core computes
+    // one bucket; the outputs join in bucket order, so the files written do
+    // not depend on the number of cores.
+    let changed: Vec<(u32, &BucketChanges)> = changes.buckets.iter().map(|(&bucket, changed)| (bucket, changed)).collect();
+    for group in changed.chunks(BUCKETS_AT_ONCE) {
+        let reads = try_join_all(group.iter().map(|&(bucket, changed)| read_bucket(&tables, bucket, changed))).await?;
+        for computed in map_on_cores(&reads, |read| compute_bucket(input, read)) {
+            out.add(computed?);
+        }
     }
     let meta = &input.meta;
     let change = tables.engagement.replace_partitions(out.bucket_partitions.clone(), &out.engagement).await?;
@@ -108,34 +137,63 @@ pub async fn run(input: &ShardInput<'_>, changes: &Changes) -> Result<ShardCount
     Ok(out.counts)
 }
 
-/// One bucket: every row of the bucket's engagement and retention
-/// partitions, and the rows of its changed days.
-async fn recompute_bucket(input: &ShardInput<'_>, tables: &Tables, bucket: u32, changed: &BucketChanges, out: &mut Outputs) -> Result<(), LakeError> {
-    let bucket_key = vec![Some(bucket.to_string())];
-    // The bucket's stored rows stay Arrow batches: only the rows of changed
-    // viewer-videos (and, for retention, of changed titles) are decoded, so
-    // an hour's cost does not grow with every viewer-video ever seen.
-    let pairs: HashSet<(&str, &str)> = changed.viewer_titles.iter().map(|(c, t)| (c.as_str(), t.as_str())).collect();
-    let stored: Vec<RecordBatch> = tables.engagement.scan(tables.engagement.files_where(|key| key == &bucket_key)).read().await?;
-    let replaced: Vec<EngagementRow> = decode_where(&stored, |customer, title| pairs.contains(&(customer, title)))?;
-    let kept: Vec<RecordBatch> = filter_pairs(&stored, |customer, title| !pairs.contains(&(customer, title)))?;
+/// Buckets read together and then computed one per core: enough to keep
+/// both busy, few enough that their sessions stay a small part of memory.
+const BUCKETS_AT_ONCE: usize = 8;
 
+/// What one bucket's recomputation reads: its stored engagement and
+/// retention partials, and the sessions the changed keys and days need.
+struct BucketRead<'a> {
+    bucket: u32,
+    changed: &'a BucketChanges,
+    stored: Vec<RecordBatch>,
+    stored_parts: Vec<RecordBatch>,
+    sessions: Vec<RecordBatch>,
+}
+
+/// One bucket's reads: every row of the bucket's engagement and retention
+/// partitions, and the sessions of its changed days and viewer-videos.
+async fn read_bucket<'a>(tables: &Tables, bucket: u32, changed: &'a BucketChanges) -> Result<BucketRead<'a>, LakeError> {
+    let bucket_key = vec![Some(bucket.to_string())];
+    let stored: Vec<RecordBatch> = tables.engagement.scan(tables.engagement.files_where(|key| key == &bucket_key)).read().await?;
     // Every session of the days the changes touch (the daily tables), and
     // of a changed viewer-video the sessions of every day its stored row
     // spans (a session may start the day before its first playback): of
     // those days, only the files whose key filter may hold a changed pair.
     let mut whole_days: BTreeSet<i32> = changed.start_days.clone();
     whole_days.extend(changed.playing_days.iter().flat_map(|d| [d - 1, *d]));
+    let pairs = changed.pairs();
     let mut span_days: BTreeSet<i32> = BTreeSet::new();
-    for row in &replaced {
-        span_days.extend(day_of(row.first_watched_at) - 1..=day_of(row.last_watched_at));
+    for batch in filter_pairs(&stored, |customer, title| pairs.contains(&(customer, title)))? {
+        let time = |name: &str| {
+            batch.column_by_name(name).map(|c| c.as_primitive::<TimestampMicrosecondType>()).ok_or_else(|| LakeError::data(name, "no such column"))
+        };
+        for (first, last) in time("first_watched_at")?.values().iter().zip(time("last_watched_at")?.values()) {
+            span_days.extend(day_of(*first) - 1..=day_of(*last));
+        }
     }
     let whole_keys: BTreeSet<PartitionKey> = whole_days.iter().map(|d| partition(*d, bucket)).collect();
     let span_keys: BTreeSet<PartitionKey> = span_days.difference(&whole_days).map(|d| partition(*d, bucket)).collect();
     let pair_keys: Vec<u64> = changed.viewer_titles.iter().map(|(customer, title)| text_key(&[customer, title])).collect();
     let mut files = tables.sessions.files_where(|key| whole_keys.contains(key));
     files.extend(tables.sessions.files_where(|key| span_keys.contains(key)).into_iter().filter(|file| file.may_hold_any(&pair_keys)));
-    let mut sessions: Vec<SessionRow> = read_files(&tables.sessions, files).await?;
+    let sessions = tables.sessions.scan(files).read().await?;
+    let stored_parts = tables.retention_parts.scan(tables.retention_parts.files_where(|key| key == &bucket_key)).read().await?;
+    Ok(BucketRead { bucket, changed, stored, stored_parts, sessions })
+}
+
+/// One bucket's rows, from what `read_bucket` read: its whole engagement and
+/// retention partitions, and the rows of its changed days. Pure: no I/O.
+fn compute_bucket(input: &ShardInput<'_>, read: &BucketRead<'_>) -> Result<Outputs, LakeError> {
+    let BucketRead { bucket, changed, .. } = *read;
+    let mut out = Outputs::default();
+    let bucket_key = vec![Some(bucket.to_string())];
+    // The bucket's stored rows stay Arrow batches: only the rows of changed
+    // viewer-videos (and, for retention, of changed titles) are decoded, so
+    // an hour's cost does not grow with every viewer-video ever seen.
+    let pairs = changed.pairs();
+    let kept: Vec<RecordBatch> = filter_pairs(&read.stored, |customer, title| !pairs.contains(&(customer, title)))?;
+    let mut sessions: Vec<SessionRow> = decode_all(&read.sessions)?;
     // Every sum then adds in one order, whatever the files' layout.
     sessions.sort_by(|a, b| {
         (a.session_start, &a.customer_id, &a.session_key, &a.title_id).cmp(&(b.session_start, &b.customer_id, &b.session_key, &b.title_id))
@@ -152,14 +210,17 @@ async fn recompute_bucket(input: &ShardInput<'_>, tables: &Tables, bucket: u32, 
     out.counts.viewer_videos += fresh.len() as u64;
 
     // Retention of the changed titles, from every viewer of the bucket.
-    let stored_parts: Vec<RetentionPart> = read_rows(&tables.retention_parts, |key| key == &bucket_key).await?;
+    let stored_parts: Vec<RetentionPart> = decode_all(&read.stored_parts)?;
     out.retention_parts.extend(stored_parts.into_iter().filter(|p| !changed.titles.contains(&p.title_id)));
-    let mut of_changed_titles: Vec<EngagementRow> = decode_where(&kept, |_, title| changed.titles.contains(title))?;
-    of_changed_titles.extend(fresh.iter().filter(|r| changed.titles.contains(&r.title_id)).cloned());
+    let titles: AHashSet<&str> = changed.titles.iter().map(String::as_str).collect();
+    let kept_of_changed: Vec<EngagementRow> = decode_where(&kept, |_, title| titles.contains(title))?;
+    let mut viewers_of: AHashMap<&str, Vec<&EngagementRow>> = AHashMap::new();
+    for row in kept_of_changed.iter().chain(&fresh).filter(|r| titles.contains(r.title_id.as_str())) {
+        viewers_of.entry(row.title_id.as_str()).or_default().push(row);
+    }
     for title in &changed.titles {
-        if let Some(duration) = input.metadata.duration(title) {
-            let viewers: Vec<&EngagementRow> = of_changed_titles.iter().filter(|r| &r.title_id == title).collect();
-            out.retention_parts.extend(retention_part(title, duration, &viewers, bucket as i32));
+        if let (Some(duration), Some(viewers)) = (input.metadata.duration(title), viewers_of.get(title.as_str())) {
+            out.retention_parts.extend(retention_part(title, duration, viewers, bucket as i32));
         }
     }
     out.engagement.extend(kept);
@@ -184,12 +245,12 @@ async fn recompute_bucket(input: &ShardInput<'_>, tables: &Tables, bucket: u32, 
     }
     out.counts.buckets += 1;
     out.counts.days += changed.start_days.union(&changed.playing_days).count() as u64;
-    Ok(())
+    Ok(out)
 }
 
 /// Every row of the table's partitions that `keep` selects.
 pub async fn read_rows<T: serde::de::DeserializeOwned>(table: &Table, keep: impl Fn(&PartitionKey) -> bool) -> Result<Vec<T>, LakeError> {
-    read_files(table, table.files_where(keep)).await
+    decode_all(&table.scan(table.files_where(keep)).read().await?)
 }
 
 /// The rows of `batches` whose (`customer_id`, `title_id`) `keep` selects,
@@ -217,10 +278,11 @@ fn decode_where<T: serde::de::DeserializeOwned>(batches: &[RecordBatch], keep: i
     Ok(rows)
 }
 
-async fn read_files<T: serde::de::DeserializeOwned>(table: &Table, files: Vec<DataFile>) -> Result<Vec<T>, LakeError> {
+/// Every row of `batches`, decoded.
+fn decode_all<T: serde::de::DeserializeOwned>(batches: &[RecordBatch]) -> Result<Vec<T>, LakeError> {
     let mut rows = Vec::new();
-    for batch in table.scan(files).read().await? {
-        rows.extend(decode::<T>(&batch)?);
+    for batch in batches {
+        rows.extend(decode::<T>(batch)?);
     }
     Ok(rows)
 }
