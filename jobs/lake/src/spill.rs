@@ -5,7 +5,9 @@
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::thread::JoinHandle;
 
 use deltalake::arrow::array::RecordBatch;
 use deltalake::arrow::ipc::reader::FileReader;
@@ -13,11 +15,17 @@ use deltalake::arrow::ipc::writer::FileWriter;
 
 use crate::error::{LakeError, Result};
 
+/// Appends queued for the writing thread, at most: the queue holds the
+/// batches, so this bounds the memory the spill adds to its caller's.
+const QUEUED_APPENDS: usize = 4;
+
 /// Parts of parked batches, in a temporary directory removed on drop. A
 /// spill of one part keeps it in memory: it would be read back whole anyway.
+/// Parts on disk are written by a thread of their own, so the caller goes
+/// on with its next batches while earlier ones are written.
 pub struct Spill {
+    writer: Option<Writer>,
     dir: Option<tempfile::TempDir>,
-    writers: Vec<Option<FileWriter<BufWriter<File>>>>,
     rows: Vec<u64>,
     in_memory: Vec<RecordBatch>,
 }
@@ -26,12 +34,14 @@ impl Spill {
     /// `parts` empty parts, under the system's temporary directory (`TMPDIR`)
     /// when there are several.
     pub fn new(parts: usize) -> Result<Spill> {
-        let dir = if parts > 1 {
-            Some(tempfile::Builder::new().prefix("streamreel-spill-").tempdir().map_err(|e| spill_error(std::env::temp_dir(), e))?)
+        let (dir, writer) = if parts > 1 {
+            let dir = tempfile::Builder::new().prefix("streamreel-spill-").tempdir().map_err(|e| spill_error(std::env::temp_dir(), e))?;
+            let writer = Writer::start(dir.path().to_path_buf(), parts);
+            (Some(dir), Some(writer))
         } else {
-            None
+            (None, None)
         };
-        Ok(Spill { dir, writers: (0..parts).map(|_| None).collect(), rows: vec![0; parts], in_memory: Vec::new() })
+        Ok(Spill { writer, dir, rows: vec![0; parts], in_memory: Vec::new() })
     }
 
     pub fn parts(&self) -> usize {
@@ -43,43 +53,38 @@ impl Spill {
         self.rows[part]
     }
 
-    /// Parks `batch` at the end of `part`. Every batch of a part has the
-    /// schema of its first.
-    pub fn append(&mut self, part: usize, batch: &RecordBatch) -> Result<()> {
-        if batch.num_rows() == 0 {
-            return Ok(());
+    /// Parks each batch at the end of its part, in the order given. Every
+    /// batch of a part has the schema of its first.
+    pub fn append(&mut self, batches: Vec<(usize, RecordBatch)>) -> Result<()> {
+        let batches: Vec<(usize, RecordBatch)> = batches.into_iter().filter(|(_, batch)| batch.num_rows() > 0).collect();
+        for (part, batch) in &batches {
+            self.rows[*part] += batch.num_rows() as u64;
         }
-        self.rows[part] += batch.num_rows() as u64;
         if self.dir.is_none() {
-            self.in_memory.push(batch.clone());
+            self.in_memory.extend(batches.into_iter().map(|(_, batch)| batch));
             return Ok(());
         }
-        let path = self.path(part);
-        let writer = match &mut self.writers[part] {
-            Some(writer) => writer,
-            slot => {
-                let file = File::create(&path).map_err(|e| spill_error(&path, e))?;
-                slot.insert(FileWriter::try_new(BufWriter::new(file), &batch.schema()).map_err(|e| spill_error(&path, e))?)
-            }
+        let Some(writer) = &self.writer else {
+            return Err(spill_error(self.dir_path(), "appended after the spill was sealed"));
         };
-        writer.write(batch).map_err(|e| spill_error(&path, e))
+        if writer.queue.as_ref().is_some_and(|queue| queue.send(batches).is_ok()) {
+            return Ok(());
+        }
+        // The writing thread stopped: its error says why.
+        let stopped = self.writer.take().and_then(|writer| writer.finish().err());
+        Err(stopped.unwrap_or_else(|| spill_error(self.dir_path(), "the writing thread stopped")))
     }
 
     /// Ends writing: every part can be read from now on.
     pub fn seal(&mut self) -> Result<()> {
-        for part in 0..self.writers.len() {
-            if let Some(mut writer) = self.writers[part].take() {
-                writer.finish().map_err(|e| spill_error(self.path(part), e))?;
-            }
-        }
-        Ok(())
+        self.writer.take().map_or(Ok(()), Writer::finish)
     }
 
     /// The batches of `part`, in the order they were parked (none if nothing
     /// was). The spill must be sealed.
     pub fn read(&self, part: usize) -> Result<Vec<RecordBatch>> {
-        if self.writers[part].is_some() {
-            return Err(spill_error(self.path(part), "read before the spill was sealed"));
+        if self.writer.is_some() {
+            return Err(spill_error(part_path(&self.dir_path(), part), "read before the spill was sealed"));
         }
         if self.rows[part] == 0 {
             return Ok(Vec::new());
@@ -87,16 +92,76 @@ impl Spill {
         if self.dir.is_none() {
             return Ok(self.in_memory.clone());
         }
-        let path = self.path(part);
+        let path = part_path(&self.dir_path(), part);
         let file = File::open(&path).map_err(|e| spill_error(&path, e))?;
         let reader = FileReader::try_new(BufReader::new(file), None).map_err(|e| spill_error(&path, e))?;
         reader.collect::<std::result::Result<Vec<_>, _>>().map_err(|e| spill_error(&path, e))
     }
 
-    fn path(&self, part: usize) -> PathBuf {
-        let dir = self.dir.as_ref().map_or_else(std::env::temp_dir, |d| d.path().to_path_buf());
-        dir.join(format!("part-{part}.arrow"))
+    fn dir_path(&self) -> PathBuf {
+        self.dir.as_ref().map_or_else(std::env::temp_dir, |d| d.path().to_path_buf())
     }
+}
+
+fn part_path(dir: &Path, part: usize) -> PathBuf {
+    dir.join(format!("part-{part}.arrow"))
+}
+
+/// The thread that writes a spill's parts, fed through a bounded queue.
+struct Writer {
+    queue: Option<SyncSender<Vec<(usize, RecordBatch)>>>,
+    thread: Option<JoinHandle<Result<()>>>,
+}
+
+impl Writer {
+    fn start(dir: PathBuf, parts: usize) -> Writer {
+        let (queue, appends) = sync_channel(QUEUED_APPENDS);
+        let thread = std::thread::spawn(move || write_parts(&dir, parts, appends));
+        Writer { queue: Some(queue), thread: Some(thread) }
+    }
+
+    /// Waits for every queued batch to be written and the files closed.
+    fn finish(mut self) -> Result<()> {
+        self.queue.take();
+        match self.thread.take().map(JoinHandle::join) {
+            Some(Ok(written)) => written,
+            Some(Err(panic)) => std::panic::resume_unwind(panic),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Writer {
+    /// A spill dropped unsealed stops its thread before its directory goes.
+    fn drop(&mut self) {
+        self.queue.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn write_parts(dir: &Path, parts: usize, appends: Receiver<Vec<(usize, RecordBatch)>>) -> Result<()> {
+    let mut writers: Vec<Option<FileWriter<BufWriter<File>>>> = (0..parts).map(|_| None).collect();
+    for batches in appends {
+        for (part, batch) in batches {
+            let path = part_path(dir, part);
+            let writer = match &mut writers[part] {
+                Some(writer) => writer,
+                slot => {
+                    let file = File::create(&path).map_err(|e| spill_error(&path, e))?;
+                    slot.insert(FileWriter::try_new(BufWriter::new(file), &batch.schema()).map_err(|e| spill_error(&path, e))?)
+                }
+            };
+            writer.write(&batch).map_err(|e| spill_error(&path, e))?;
+        }
+    }
+    for (part, writer) in writers.iter_mut().enumerate() {
+        if let Some(writer) = writer {
+            writer.finish().map_err(|e| spill_error(part_path(dir, part), e))?;
+        }
+    }
+    Ok(())
 }
 
 fn spill_error(path: impl Into<PathBuf>, cause: impl std::fmt::Display) -> LakeError {
@@ -125,10 +190,8 @@ mod tests {
     #[test]
     fn parts_read_back_what_was_parked_in_order() {
         let mut spill = Spill::new(3).unwrap();
-        spill.append(2, &batch(&[1, 2])).unwrap();
-        spill.append(0, &batch(&[3])).unwrap();
-        spill.append(2, &batch(&[4, 5, 6])).unwrap();
-        spill.append(1, &batch(&[])).unwrap();
+        spill.append(vec![(2, batch(&[1, 2])), (0, batch(&[3]))]).unwrap();
+        spill.append(vec![(2, batch(&[4, 5, 6])), (1, batch(&[]))]).unwrap();
         assert!(spill.read(2).is_err(), "unsealed parts cannot be read");
         spill.seal().unwrap();
         assert_eq!((spill.rows(0), spill.rows(1), spill.rows(2)), (1, 0, 5));
@@ -142,18 +205,23 @@ mod tests {
     #[test]
     fn the_directory_goes_with_the_spill() {
         let mut spill = Spill::new(2).unwrap();
-        spill.append(0, &batch(&[1])).unwrap();
+        spill.append(vec![(0, batch(&[1]))]).unwrap();
+        spill.seal().unwrap();
         let dir = spill.dir.as_ref().expect("several parts go to disk").path().to_path_buf();
         assert!(dir.join("part-0.arrow").exists());
         drop(spill);
         assert!(!dir.exists());
+        let mut unsealed = Spill::new(2).unwrap();
+        unsealed.append(vec![(1, batch(&[1]))]).unwrap();
+        let dir = unsealed.dir.as_ref().expect("several parts go to disk").path().to_path_buf();
+        drop(unsealed);
+        assert!(!dir.exists(), "dropped unsealed, the writing thread stops and the directory goes");
     }
 
     #[test]
     fn one_part_stays_in_memory() {
         let mut spill = Spill::new(1).unwrap();
-        spill.append(0, &batch(&[1, 2])).unwrap();
-        spill.append(0, &batch(&[3])).unwrap();
+        spill.append(vec![(0, batch(&[1, 2])), (0, batch(&[3]))]).unwrap();
         spill.seal().unwrap();
         assert!(spill.dir.is_none());
         assert_eq!(spill.rows(0), 3);

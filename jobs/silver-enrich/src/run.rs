@@ -172,9 +172,7 @@ async fn enrich_into_spill(
         let enrichment = Enrichment { metadata, masks: &masks, key_id: &masker.key_id, buckets: total };
         // Each core enriches its batches and splits them by chunk.
         for parts in map_on_cores(&bronze_batches, |b| by_chunk(to_silver(b, &enrichment), &chunk_of)) {
-            for (part, rows) in parts? {
-                spill.append(part, &rows)?;
-            }
+            spill.append(parts?)?;
         }
     }
     spill.seal()?;
