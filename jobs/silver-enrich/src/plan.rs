@@ -10,7 +10,7 @@ use std::sync::Arc;
 use streamreel_lake::arrow::array::{AsArray, BooleanArray, RecordBatch};
 use streamreel_lake::arrow::compute::filter_record_batch;
 use streamreel_lake::arrow::datatypes::{Int32Type, Int64Type, TimestampMicrosecondType};
-use streamreel_lake::cores::shares_on_cores;
+use streamreel_lake::cores::{map_on_cores, shares_on_cores};
 use streamreel_lake::rows::encode;
 use streamreel_lake::shard::key_hash;
 use streamreel_lake::table::key_filter::int_key;
@@ -27,7 +27,7 @@ use crate::columns::{EVENT_COLUMNS, EventColumns, RowRef};
 use crate::dedup::{Copy, Origin, Resolution, resolve};
 use crate::error::SilverError;
 use crate::segments::event_order;
-use crate::sessions::{KeyWork, Recomputed, recompute_key};
+use crate::sessions::{KeyWork, Recomputed, recompute_key, widened_read};
 
 /// Events of a touched session are first read this far before its changed
 /// events (sessions often started earlier) and this far after.
@@ -70,8 +70,8 @@ type KeySet = ahash::AHashSet<i64>;
 pub struct Plan {
     /// Candidate rows that become events.
     pub new_events: Vec<RecordBatch>,
-    /// Stored events displaced by an earlier copy: (event_key, source_object, line_number).
-    pub displaced: HashSet<(i64, String, i64)>,
+    /// Stored events displaced by an earlier copy.
+    pub displaced: Displaced,
     /// The files that hold the displaced events.
     pub displaced_files: Vec<DataFile>,
     pub duplicates: Vec<DuplicateRow>,
@@ -88,6 +88,26 @@ pub struct Plan {
     pub duplicates_read: BTreeSet<PartitionKey>,
     pub sessions_read: BTreeSet<PartitionKey>,
     pub counters: Counters,
+}
+
+/// Stored events displaced by an earlier copy, by (event_key,
+/// source_object, line_number). Few events are: most rows are told apart
+/// by their event key alone, without copying their source object.
+#[derive(Debug, Default)]
+pub struct Displaced {
+    keys: HashSet<i64>,
+    rows: HashSet<(i64, String, i64)>,
+}
+
+impl Displaced {
+    pub fn insert(&mut self, event_key: i64, source_object: &str, line_number: i64) {
+        self.keys.insert(event_key);
+        self.rows.insert((event_key, source_object.to_string(), line_number));
+    }
+
+    pub fn contains(&self, event_key: i64, source_object: &str, line_number: i64) -> bool {
+        self.keys.contains(&event_key) && self.rows.contains(&(event_key, source_object.to_string(), line_number))
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
@@ -190,7 +210,7 @@ pub async fn plan(input: &PlanInput<'_>, candidates: &[RecordBatch]) -> Result<P
     let mut displaced_files: BTreeMap<String, DataFile> = BTreeMap::new();
     for &row in &resolution.displaced {
         let (c, r) = at(row);
-        plan.displaced.insert((c.event_key.value(r), c.source_object.value(r).to_string(), c.line_number.value(r)));
+        plan.displaced.insert(c.event_key.value(r), c.source_object.value(r), c.line_number.value(r));
         let file = &stored_files[(row.0 - offset) as usize];
         displaced_files.insert(file.path.clone(), file.clone());
     }
@@ -430,7 +450,7 @@ async fn recompute(
         }
         for (b, c) in stored_columns.iter().enumerate() {
             for r in 0..c.len() {
-                if !displaced.contains(&(c.event_key.value(r), c.source_object.value(r).to_string(), c.line_number.value(r))) {
+                if !displaced.contains(c.event_key.value(r), c.source_object.value(r), c.line_number.value(r)) {
                     events.entry(c.session(r)).or_default().push((offset + b as u32, r as u32));
                 }
             }
@@ -462,6 +482,18 @@ async fn recompute(
                 }
             })
             .collect();
+        // Whether any session reaches beyond the events read is known before
+        // the segments are computed: none are computed only to be dropped.
+        let reach: Vec<Option<(i64, i64)>> = map_on_cores(&works, |work| widened_read(work, input.settings));
+        if reach.iter().any(Option::is_some) {
+            for (work, range) in works.iter().zip(&reach) {
+                if let Some(range) = range {
+                    ranges.insert((work.customer_id.to_string(), work.session_key.to_string()), *range);
+                }
+            }
+            info!(identities = reach.iter().flatten().count(), "sessions reach beyond the events read; reading further");
+            continue;
+        }
         // Each core encodes its share's segments as it goes: they are most
         // of a chunk's rows and need nothing from the other shares.
         let shares: Vec<(Vec<Recomputed>, Result<RecordBatch, LakeError>)> = shares_on_cores(&works, |share| {
@@ -477,7 +509,8 @@ async fn recompute(
                     )
                 })
                 .collect();
-            let segments: Vec<SegmentRow> = results.iter_mut().flat_map(|r| std::mem::take(&mut r.segments)).collect();
+            let mut segments: Vec<SegmentRow> = Vec::with_capacity(results.iter().map(|r| r.segments.len()).sum());
+            segments.extend(results.iter_mut().flat_map(|r| std::mem::take(&mut r.segments)));
             let encoded = encode(&SEGMENTS.schema, &segments);
             (results, encoded)
         });

@@ -43,7 +43,18 @@ pub struct Recomputed {
 /// read usually settles it.
 const WIDEN_MARGIN: i64 = 4 * MICROS_PER_HOUR;
 
-pub fn recompute_key(columns: &[EventColumns<'_>], work: &KeyWork<'_>, settings: &MetricSettings, metadata: &Metadata, bucket: u32) -> Recomputed {
+/// An identity's events in sessions, and the region to replace: what both
+/// the reach check and the recomputation start from.
+struct Split<'a> {
+    ordered: Vec<SessionEvent<'a>>,
+    splits: Vec<std::ops::Range<usize>>,
+    spans: Vec<(i64, i64)>,
+    region: Vec<(i64, i64)>,
+    /// The region reaches what was not read: the range to read instead.
+    widen: Option<(i64, i64)>,
+}
+
+fn split<'a>(work: &KeyWork<'a>, settings: &MetricSettings) -> Split<'a> {
     let timeout = (settings.session_timeout_seconds * 1e6).round() as i64;
     let ordered: Vec<SessionEvent<'_>> = work.events.iter().map(|(e, _)| e.clone()).collect();
     let splits = split_sessions(&ordered, settings.session_timeout_seconds);
@@ -81,8 +92,21 @@ pub fn recompute_key(columns: &[EventColumns<'_>], work: &KeyWork<'_>, settings:
             hi = hi.max(end + timeout + WIDEN_MARGIN);
         }
     }
-    if (lo, hi) != work.read {
-        return Recomputed { region, widen: Some((lo, hi)), ..Default::default() };
+    Split { ordered, splits, spans, region, widen: ((lo, hi) != work.read).then_some((lo, hi)) }
+}
+
+/// The wider range to read when the identity's region reaches beyond what
+/// was read: a cheap check before the whole recomputation.
+pub fn widened_read(work: &KeyWork<'_>, settings: &MetricSettings) -> Option<(i64, i64)> {
+    split(work, settings).widen
+}
+
+/// The identity's sessions and segments inside its region, from its events;
+/// or, when the region reaches beyond what was read, only the range to read.
+pub fn recompute_key(columns: &[EventColumns<'_>], work: &KeyWork<'_>, settings: &MetricSettings, metadata: &Metadata, bucket: u32) -> Recomputed {
+    let Split { ordered, splits, spans, region, widen } = split(work, settings);
+    if widen.is_some() {
+        return Recomputed { region, widen, ..Default::default() };
     }
 
     let mut out = Recomputed { region, ..Default::default() };

@@ -37,7 +37,7 @@ pub async fn apply(tables: &mut Tables, plan: Plan, meta: &CommitMeta) -> Result
         let key = batch.column_by_name("event_key").expect("event_key").as_primitive::<Int64Type>();
         let object = batch.column_by_name("source_object").expect("source_object").as_string::<i32>();
         let line = batch.column_by_name("line_number").expect("line_number").as_primitive::<Int64Type>();
-        (0..batch.num_rows()).map(|i| Some(displaced.contains(&(key.value(i), object.value(i).to_string(), line.value(i))))).collect()
+        (0..batch.num_rows()).map(|i| Some(displaced.contains(key.value(i), object.value(i), line.value(i)))).collect()
     });
     let events = tables.events.replace_rows(plan.displaced_files, filter, &plan.new_events, plan.events_read).await?;
     tables.events.commit(events, meta).await?;
