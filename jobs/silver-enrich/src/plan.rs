@@ -248,12 +248,18 @@ pub async fn plan(input: &PlanInput<'_>, candidates: &[RecordBatch]) -> Result<P
 async fn earlier_attempts(input: &PlanInput<'_>) -> Result<BTreeMap<(String, String), Vec<(i64, i64)>>, SilverError> {
     let partition: PartitionKey = vec![Some(input.window.0.clone()), Some(input.window.1.clone())];
     let files = input.tables.changes.files_where(|key| *key == partition);
+    // Every chunk of a run logs into the window's partition: only the rows
+    // of this chunk's buckets are decoded, and only files that may hold them
+    // are opened.
+    let buckets: Vec<(i64, i64)> = input.buckets.iter().map(|&b| (b as i64, b as i64)).collect();
+    let owned = input.buckets.clone();
+    let filter = RowFilter::new(&[CUSTOMER_BUCKET], move |batch: &RecordBatch| {
+        batch.column(0).as_primitive::<Int32Type>().values().iter().map(|b| Some(owned.contains(&(*b as u32)))).collect()
+    });
     let mut seeds: BTreeMap<(String, String), Vec<(i64, i64)>> = BTreeMap::new();
-    for batch in input.tables.changes.scan(files).read().await? {
+    for batch in input.tables.changes.scan(files).prune(Prune::new(CUSTOMER_BUCKET, buckets)).filter(filter).read().await? {
         for row in streamreel_lake::rows::decode::<ChangeRow>(&batch)? {
-            if input.buckets.contains(&(row.customer_bucket as u32)) {
-                seeds.entry((row.customer_id, row.session_key)).or_default().push((row.session_start, row.session_end));
-            }
+            seeds.entry((row.customer_id, row.session_key)).or_default().push((row.session_start, row.session_end));
         }
     }
     Ok(seeds)
