@@ -27,7 +27,7 @@ use crate::columns::{EVENT_COLUMNS, EventColumns, RowRef};
 use crate::dedup::{Copy, Origin, Resolution, resolve};
 use crate::error::SilverError;
 use crate::segments::event_order;
-use crate::sessions::{KeyWork, Recomputed, recompute_key, widened_read};
+use crate::sessions::{KeyWork, Recomputed, Split, recompute_key, split};
 
 /// Events of a touched session are first read this far before its changed
 /// events (sessions often started earlier) and this far after.
@@ -95,7 +95,7 @@ pub struct Plan {
 /// by their event key alone, without copying their source object.
 #[derive(Debug, Default)]
 pub struct Displaced {
-    keys: HashSet<i64>,
+    keys: KeySet,
     rows: HashSet<(i64, String, i64)>,
 }
 
@@ -490,25 +490,25 @@ async fn recompute(
             .collect();
         // Whether any session reaches beyond the events read is known before
         // the segments are computed: none are computed only to be dropped.
-        let reach: Vec<Option<(i64, i64)>> = map_on_cores(&works, |work| widened_read(work, input.settings));
-        if reach.iter().any(Option::is_some) {
-            for (work, range) in works.iter().zip(&reach) {
-                if let Some(range) = range {
-                    ranges.insert((work.customer_id.to_string(), work.session_key.to_string()), *range);
-                }
+        let splits: Vec<Split<'_>> = map_on_cores(&works, |work| split(work, input.settings));
+        if splits.iter().any(|s| s.widen.is_some()) {
+            for (work, range) in works.iter().zip(&splits).filter_map(|(work, s)| s.widen.map(|range| (work, range))) {
+                ranges.insert((work.customer_id.to_string(), work.session_key.to_string()), range);
             }
-            info!(identities = reach.iter().flatten().count(), "sessions reach beyond the events read; reading further");
+            info!(identities = splits.iter().filter(|s| s.widen.is_some()).count(), "sessions reach beyond the events read; reading further");
             continue;
         }
         // Each core encodes its share's segments as it goes: they are most
         // of a chunk's rows and need nothing from the other shares.
-        let shares: Vec<(Vec<Recomputed>, Result<RecordBatch, LakeError>)> = shares_on_cores(&works, |share| {
+        let split_works: Vec<(&KeyWork<'_>, Split<'_>)> = works.iter().zip(splits).collect();
+        let shares: Vec<(Vec<Recomputed>, Result<RecordBatch, LakeError>)> = shares_on_cores(&split_works, |share| {
             let mut results: Vec<Recomputed> = share
                 .iter()
-                .map(|work| {
+                .map(|(work, split)| {
                     recompute_key(
                         &all,
                         work,
+                        split,
                         input.settings,
                         input.metadata,
                         streamreel_tables::customer_bucket(work.customer_id, input.total_buckets),
@@ -525,17 +525,6 @@ async fn recompute(
         for (share, encoded) in shares {
             results.extend(share);
             segments.push(encoded?);
-        }
-        let mut widened = false;
-        for (work, result) in works.iter().zip(&results) {
-            if let Some(range) = result.widen {
-                ranges.insert((work.customer_id.to_string(), work.session_key.to_string()), range);
-                widened = true;
-            }
-        }
-        if widened {
-            info!(identities = results.iter().filter(|r| r.widen.is_some()).count(), "sessions reach beyond the events read; reading further");
-            continue;
         }
 
         // The stored rows these regions replace, and the change log.

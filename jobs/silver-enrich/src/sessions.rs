@@ -35,26 +35,24 @@ pub struct Recomputed {
     pub segments: Vec<SegmentRow>,
     pub sessions: Vec<SessionRow>,
     pub session_count: usize,
-    /// The region reaches what was not read: read this range and try again.
-    pub widen: Option<(i64, i64)>,
 }
 
 /// How far a widening reads beyond what a session needs, so that one more
 /// read usually settles it.
 const WIDEN_MARGIN: i64 = 4 * MICROS_PER_HOUR;
 
-/// An identity's events in sessions, and the region to replace: what both
-/// the reach check and the recomputation start from.
-struct Split<'a> {
+/// An identity's events in sessions, and the region to replace: what the
+/// reach check looks at before any identity is recomputed from it.
+pub struct Split<'a> {
     ordered: Vec<SessionEvent<'a>>,
     splits: Vec<std::ops::Range<usize>>,
     spans: Vec<(i64, i64)>,
     region: Vec<(i64, i64)>,
-    /// The region reaches what was not read: the range to read instead.
-    widen: Option<(i64, i64)>,
+    /// The region reaches what was not read: read this range and try again.
+    pub widen: Option<(i64, i64)>,
 }
 
-fn split<'a>(work: &KeyWork<'a>, settings: &MetricSettings) -> Split<'a> {
+pub fn split<'a>(work: &KeyWork<'a>, settings: &MetricSettings) -> Split<'a> {
     let timeout = (settings.session_timeout_seconds * 1e6).round() as i64;
     let ordered: Vec<SessionEvent<'_>> = work.events.iter().map(|(e, _)| e.clone()).collect();
     let splits = split_sessions(&ordered, settings.session_timeout_seconds);
@@ -95,31 +93,29 @@ fn split<'a>(work: &KeyWork<'a>, settings: &MetricSettings) -> Split<'a> {
     Split { ordered, splits, spans, region, widen: ((lo, hi) != work.read).then_some((lo, hi)) }
 }
 
-/// The wider range to read when the identity's region reaches beyond what
-/// was read: a cheap check before the whole recomputation.
-pub fn widened_read(work: &KeyWork<'_>, settings: &MetricSettings) -> Option<(i64, i64)> {
-    split(work, settings).widen
-}
-
-/// The identity's sessions and segments inside its region, from its events;
-/// or, when the region reaches beyond what was read, only the range to read.
-pub fn recompute_key(columns: &[EventColumns<'_>], work: &KeyWork<'_>, settings: &MetricSettings, metadata: &Metadata, bucket: u32) -> Recomputed {
-    let Split { ordered, splits, spans, region, widen } = split(work, settings);
-    if widen.is_some() {
-        return Recomputed { region, widen, ..Default::default() };
-    }
-
-    let mut out = Recomputed { region, ..Default::default() };
-    for (split, &(start, end)) in splits.iter().zip(&spans) {
+/// The identity's sessions and segments inside its region, from its events
+/// as `split` found them; only for a split whose region needs nothing more
+/// read (`widen` is none).
+pub fn recompute_key(
+    columns: &[EventColumns<'_>],
+    work: &KeyWork<'_>,
+    split: &Split<'_>,
+    settings: &MetricSettings,
+    metadata: &Metadata,
+    bucket: u32,
+) -> Recomputed {
+    let Split { ordered, splits, spans, region, .. } = split;
+    let mut out = Recomputed { region: region.clone(), ..Default::default() };
+    for (range, &(start, end)) in splits.iter().zip(spans) {
         if !overlaps(&out.region, (start, end)) {
             continue;
         }
         out.session_count += 1;
         let mut qos = Qos::default();
-        for (_, (b, r)) in &work.events[split.clone()] {
+        for (_, (b, r)) in &work.events[range.clone()] {
             qos.observe(&columns[*b as usize], *r as usize);
         }
-        let session = &ordered[split.clone()];
+        let session = &ordered[range.clone()];
         let result = watch_session(session, settings, |t| metadata.duration(t));
         let session_watched: f64 = result.segments.iter().map(Segment::watched_seconds).sum();
         let (event_date, customer_bucket) = (day_of(start), bucket as i32);
