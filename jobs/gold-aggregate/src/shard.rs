@@ -146,6 +146,8 @@ const BUCKETS_AT_ONCE: usize = 8;
 struct BucketRead<'a> {
     bucket: u32,
     changed: &'a BucketChanges,
+    /// The changed (customer, title) pairs.
+    pairs: AHashSet<(&'a str, &'a str)>,
     stored: Vec<RecordBatch>,
     stored_parts: Vec<RecordBatch>,
     sessions: Vec<RecordBatch>,
@@ -179,19 +181,18 @@ async fn read_bucket<'a>(tables: &Tables, bucket: u32, changed: &'a BucketChange
     files.extend(tables.sessions.files_where(|key| span_keys.contains(key)).into_iter().filter(|file| file.may_hold_any(&pair_keys)));
     let sessions = tables.sessions.scan(files).read().await?;
     let stored_parts = tables.retention_parts.scan(tables.retention_parts.files_where(|key| key == &bucket_key)).read().await?;
-    Ok(BucketRead { bucket, changed, stored, stored_parts, sessions })
+    Ok(BucketRead { bucket, changed, pairs, stored, stored_parts, sessions })
 }
 
 /// One bucket's rows, from what `read_bucket` read: its whole engagement and
 /// retention partitions, and the rows of its changed days. Pure: no I/O.
 fn compute_bucket(input: &ShardInput<'_>, read: &BucketRead<'_>) -> Result<Outputs, LakeError> {
-    let BucketRead { bucket, changed, .. } = *read;
+    let BucketRead { bucket, changed, ref pairs, .. } = *read;
     let mut out = Outputs::default();
     let bucket_key = vec![Some(bucket.to_string())];
     // The bucket's stored rows stay Arrow batches: only the rows of changed
     // viewer-videos (and, for retention, of changed titles) are decoded, so
     // an hour's cost does not grow with every viewer-video ever seen.
-    let pairs = changed.pairs();
     let kept: Vec<RecordBatch> = filter_pairs(&read.stored, |customer, title| !pairs.contains(&(customer, title)))?;
     let mut sessions: Vec<SessionRow> = decode_all(&read.sessions)?;
     // Every sum then adds in one order, whatever the files' layout.
