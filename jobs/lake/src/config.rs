@@ -125,7 +125,7 @@ impl Default for BronzeSettings {
 
 impl Default for SilverSettings {
     fn default() -> Self {
-        SilverSettings { ip_hash_key_env: "STREAMREEL_IP_HASH_KEY".into(), max_rows_per_chunk: 250_000 }
+        SilverSettings { ip_hash_key_env: "STREAMREEL_IP_HASH_KEY".into(), max_rows_per_chunk: 160_000 }
     }
 }
 

@@ -5,6 +5,7 @@
 //! own, and planned again if a concurrent run changed what it read.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde::Serialize;
@@ -23,11 +24,12 @@ use streamreel_lake::{Location, shard::bucket_of};
 use streamreel_tables::Metadata;
 use streamreel_tables::bronze::{EVENTS as BRONZE, LandingPartition};
 use streamreel_tables::silver::CUSTOMER_BUCKET;
-use tracing::{Instrument, info, info_span};
+use tokio::task::JoinHandle;
+use tracing::{Instrument, Span, info, info_span};
 
 use crate::enrich::{BRONZE_COLUMNS, Enrichment, IpMasker, mask_addresses, to_silver};
 use crate::error::SilverError;
-use crate::plan::{Counters, PlanInput, Tables, plan};
+use crate::plan::{Counters, Plan, PlanInput, Tables, plan};
 use crate::write::apply;
 
 /// The JSON run report, with the data-quality counts.
@@ -48,6 +50,28 @@ pub struct SilverReport {
     /// Events of titles missing from the metadata.
     pub missing_metadata_events: u64,
     pub seconds: f64,
+}
+
+impl SilverReport {
+    /// Adds a chunk's counts to the run's.
+    fn absorb(&mut self, part: SilverReport) {
+        self.chunks += 1;
+        self.plans += part.plans;
+        let (c, p) = (&mut self.counters, &part.counters);
+        c.bronze_rows += p.bronze_rows;
+        c.events_written += p.events_written;
+        c.already_in_silver += p.already_in_silver;
+        c.duplicates_dropped += p.duplicates_dropped;
+        c.duplicate_conflicts += p.duplicate_conflicts;
+        c.events_replaced += p.events_replaced;
+        c.sessions_recomputed += p.sessions_recomputed;
+        c.segment_rows += p.segment_rows;
+        c.session_rows += p.session_rows;
+        for (field, n) in part.invalid_optional_fields {
+            *self.invalid_optional_fields.entry(field).or_default() += n;
+        }
+        self.missing_metadata_events += part.missing_metadata_events;
+    }
 }
 
 impl RunReport for SilverReport {
@@ -104,36 +128,50 @@ pub async fn run(ctx: &RunContext) -> Result<SilverReport, SilverError> {
     };
     let chunks = chunks(ctx, &window_files);
     let spill = enrich_into_spill(ctx, &bronze, &window_files, &metadata, &masker, &chunks).await?;
-    for (part, chunk) in chunks.iter().enumerate() {
-        let part = replanning("silver-enrich", |attempt| run_chunk(ctx, &lake, &spill, part, &metadata, chunk, attempt)).await?;
-        report.chunks += 1;
-        report.plans += part.plans;
-        let (c, p) = (&mut report.counters, &part.counters);
-        c.bronze_rows += p.bronze_rows;
-        c.events_written += p.events_written;
-        c.already_in_silver += p.already_in_silver;
-        c.duplicates_dropped += p.duplicates_dropped;
-        c.duplicate_conflicts += p.duplicate_conflicts;
-        c.events_replaced += p.events_replaced;
-        c.sessions_recomputed += p.sessions_recomputed;
-        c.segment_rows += p.segment_rows;
-        c.session_rows += p.session_rows;
-        for (field, n) in part.invalid_optional_fields {
-            *report.invalid_optional_fields.entry(field).or_default() += n;
+    let shared = Arc::new(Chunking { ctx: ctx.clone(), lake, spill, metadata });
+    // Each chunk is planned while the one before it is written: a plan reads
+    // only its own buckets' partitions, which no other chunk writes, and a
+    // plan and a write together keep both cores busy where either alone
+    // leaves one idle for long stretches. One chunk is written at a time.
+    let mut writing: Option<JoinHandle<Result<SilverReport, SilverError>>> = None;
+    for (part, buckets) in chunks.into_iter().enumerate() {
+        let planned = plan_chunk(&shared, part, &buckets, 1).await;
+        // The chunk being written lands (or fails) before any error ends the run.
+        if let Some(written) = writing.take() {
+            report.absorb(finished(written).await?);
         }
-        report.missing_metadata_events += part.missing_metadata_events;
+        writing = Some(tokio::spawn(write_chunk(shared.clone(), part, buckets, planned?)));
+    }
+    if let Some(written) = writing {
+        report.absorb(finished(written).await?);
     }
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
 }
 
 /// The shard's buckets in groups whose bronze rows stay under
-/// `silver.max_rows_per_chunk` (rows spread evenly over buckets).
+/// `silver.max_rows_per_chunk` (rows spread evenly over buckets), as few
+/// groups as that allows and of even sizes: a chunk is planned while the one
+/// before it is written, so a small last chunk would leave a core idle.
 fn chunks(ctx: &RunContext, window_files: &[DataFile]) -> Vec<BTreeSet<u32>> {
     let rows: u64 = window_files.iter().map(|f| f.rows().unwrap_or(0)).sum();
     let per_bucket = rows.div_ceil(ctx.config.buckets as u64).max(1);
-    let size = (ctx.config.silver.max_rows_per_chunk / per_bucket).max(1) as usize;
-    ctx.shard.buckets(ctx.config.buckets).chunks(size).map(|c| c.iter().copied().collect()).collect()
+    let largest = (ctx.config.silver.max_rows_per_chunk / per_bucket).max(1) as usize;
+    even_groups(&ctx.shard.buckets(ctx.config.buckets), largest)
+}
+
+/// `items` in order, in as few consecutive groups of at most `largest` as
+/// possible, whose sizes differ by one at most.
+fn even_groups(items: &[u32], largest: usize) -> Vec<BTreeSet<u32>> {
+    let groups = items.len().div_ceil(largest.max(1));
+    let mut rest = items;
+    (0..groups)
+        .map(|g| {
+            let (group, after) = rest.split_at(rest.len().div_ceil(groups - g));
+            rest = after;
+            group.iter().copied().collect()
+        })
+        .collect()
 }
 
 /// Files read at once while enriching, at most: enough to keep the cores
@@ -227,41 +265,78 @@ fn reads(files: &[DataFile], rows: u64) -> Vec<&[DataFile]> {
     groups
 }
 
-async fn run_chunk(
-    ctx: &RunContext,
-    lake: &Location,
-    spill: &Spill,
-    part: usize,
-    metadata: &Metadata,
-    buckets: &BTreeSet<u32>,
+/// What the plans and writes of a run's chunks share.
+struct Chunking {
+    ctx: RunContext,
+    lake: Location,
+    spill: Spill,
+    metadata: Metadata,
+}
+
+/// A chunk's plan, not written yet, with the snapshot it was made from.
+struct Planned {
+    tables: Tables,
+    plan: Plan,
+    invalid_optional_fields: BTreeMap<String, u64>,
+    missing_metadata_events: u64,
     attempt: u32,
-) -> Result<SilverReport, SilverError> {
+    span: Span,
+    started: Instant,
+}
+
+async fn plan_chunk(shared: &Chunking, part: usize, buckets: &BTreeSet<u32>, attempt: u32) -> Result<Planned, SilverError> {
     let started = Instant::now();
+    let ctx = &shared.ctx;
     let first = buckets.first().copied().unwrap_or(0);
     let span = info_span!("silver_enrich", window = %ctx.window, shard = %ctx.shard, buckets = %format!("{first}..{} ({})", buckets.last().copied().unwrap_or(0), buckets.len()), attempt);
     async move {
-        let mut tables = Tables::open(lake, ctx.config.buckets).await?;
-        let total = ctx.config.buckets;
-        let candidates = spill.read(part)?;
+        let tables = Tables::open(&shared.lake, ctx.config.buckets).await?;
+        let candidates = shared.spill.read(part)?;
         let (invalid_optional_fields, missing_metadata_events) = quality_counts(&candidates);
-
         let input = PlanInput {
             tables: &tables,
-            metadata,
+            metadata: &shared.metadata,
             settings: &ctx.config.metrics,
             buckets,
-            total_buckets: total,
+            total_buckets: ctx.config.buckets,
             window: (format_hour(ctx.window.start), format_hour(ctx.window.end)),
         };
         let plan = plan(&input, &candidates).await?;
-        let counters = plan.counters.clone();
-        info!(seconds = started.elapsed().as_secs_f64(), sessions = counters.sessions_recomputed, "planned");
-        apply(&mut tables, plan, &ctx.commit_meta()).await?;
-        info!(seconds = started.elapsed().as_secs_f64(), "committed");
-        Ok(SilverReport { plans: attempt as u64, counters, invalid_optional_fields, missing_metadata_events, ..Default::default() })
+        info!(seconds = started.elapsed().as_secs_f64(), sessions = plan.counters.sessions_recomputed, "planned");
+        Ok(Planned { tables, plan, invalid_optional_fields, missing_metadata_events, attempt, span: Span::current(), started })
     }
     .instrument(span)
     .await
+}
+
+/// Writes a chunk's first plan; when a concurrent run changed what it read,
+/// plans the chunk again on fresh snapshots and writes that.
+async fn write_chunk(shared: Arc<Chunking>, part: usize, buckets: BTreeSet<u32>, planned: Planned) -> Result<SilverReport, SilverError> {
+    let mut first = Some(planned);
+    replanning("silver-enrich", |attempt| {
+        let (shared, buckets, first) = (&shared, &buckets, first.take());
+        async move {
+            let planned = match first {
+                Some(planned) => planned,
+                None => plan_chunk(shared, part, buckets, attempt).await?,
+            };
+            let Planned { mut tables, plan, invalid_optional_fields, missing_metadata_events, attempt, span, started } = planned;
+            let counters = plan.counters.clone();
+            async move {
+                apply(&mut tables, plan, &shared.ctx.commit_meta()).await?;
+                info!(seconds = started.elapsed().as_secs_f64(), "committed");
+                Ok(SilverReport { plans: attempt as u64, counters, invalid_optional_fields, missing_metadata_events, ..Default::default() })
+            }
+            .instrument(span)
+            .await
+        }
+    })
+    .await
+}
+
+/// The outcome of a chunk's write task; its panic goes on in the run.
+async fn finished(written: JoinHandle<Result<SilverReport, SilverError>>) -> Result<SilverReport, SilverError> {
+    written.await.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
 }
 
 /// Per optional field, the events that came with a value it cannot hold;
@@ -310,6 +385,18 @@ mod tests {
         let parts = by_chunk(batch(&[0, 1, 2, 3, 0, 2]), &chunk_of).unwrap();
         let found: Vec<(usize, Vec<i64>)> = parts.iter().map(|(part, b)| (*part, rows(b))).collect();
         assert_eq!(found, vec![(0, vec![2, 5]), (1, vec![0, 3, 4])]);
+    }
+
+    #[test]
+    fn chunks_are_as_few_as_the_largest_allows_and_even() {
+        let sizes = |n: u32, largest| even_groups(&(0..n).collect::<Vec<_>>(), largest).iter().map(|g| g.len()).collect::<Vec<_>>();
+        assert_eq!(sizes(64, 44), vec![32, 32]);
+        assert_eq!(sizes(64, 28), vec![22, 21, 21]);
+        assert_eq!(sizes(5, 1), vec![1; 5]);
+        assert_eq!(sizes(3, 10), vec![3]);
+        assert!(sizes(0, 4).is_empty());
+        let groups = even_groups(&[7, 8, 9, 10, 11], 2);
+        assert_eq!(groups.into_iter().flatten().collect::<Vec<_>>(), vec![7, 8, 9, 10, 11]);
     }
 
     #[test]

@@ -44,6 +44,11 @@ pub struct TableSpec {
     /// Rows of every written file are sorted by these columns, so that row
     /// groups cover narrow ranges of them (pruned by statistics on reads).
     pub sort_columns: &'static [&'static str],
+    /// Sort by the hour of the first sort column (a timestamp) only, rows of
+    /// one hour kept in the order written. Row groups span hours, so their
+    /// statistics are as narrow as under a full sort, while rows that came
+    /// in together stay together and are copied as runs, not one by one.
+    pub sort_by_hour: bool,
     /// Files are split by the hour of this timestamp column, so that a later
     /// copy-on-write rewrite of a few rows touches only their hours' files.
     pub file_hours: Option<&'static str>,

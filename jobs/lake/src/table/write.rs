@@ -6,9 +6,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use deltalake::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use deltalake::arrow::array::{Array, ArrayData, ArrayRef, AsArray, MutableArrayData, RecordBatch, TimestampMicrosecondArray, make_array};
 use deltalake::arrow::compute::{SortColumn, interleave, interleave_record_batch, lexsort_to_indices};
 use deltalake::arrow::datatypes::{DataType, Date32Type, Int32Type, Int64Type, Schema, SchemaRef, TimeUnit, TimestampMicrosecondType};
+use deltalake::arrow::error::ArrowError;
 use deltalake::kernel::Add;
 use deltalake::parquet::arrow::ArrowWriter;
 use deltalake::parquet::basic::Compression;
@@ -36,6 +37,8 @@ const MAX_STAT_TEXT: usize = 64;
 type Positions = Vec<(usize, usize)>;
 /// The positions of the rows of each (partition, hour).
 type RowGroups = BTreeMap<(PartitionKey, i64), Positions>;
+/// Rows per run, on average, from which `gather` copies runs.
+const MIN_RUN: usize = 4;
 /// The most partition columns a table has (bronze: date, hour, bucket).
 const MAX_PARTITION_COLUMNS: usize = 3;
 
@@ -274,7 +277,7 @@ impl FileEncoder {
     /// One group's rows, sorted, as one file.
     fn encode_group(&self, batches: &[&RecordBatch], key: &PartitionKey, rows: &Positions) -> Result<EncodedFile> {
         let sorted = self.sorted(batches, rows)?;
-        let part = self.file_batch(&interleave_record_batch(batches, &sorted).map_err(|e| self.failed("a partition", e))?)?;
+        let part = self.file_batch(&gather(batches, &sorted).map_err(|e| self.failed("a partition", e))?)?;
         let mut open = self.new_file(key)?;
         self.append(&mut open, &part)?;
         self.encoded(open)
@@ -285,6 +288,15 @@ impl FileEncoder {
     fn sorted(&self, batches: &[&RecordBatch], rows: &Positions) -> Result<Positions> {
         if self.spec.sort_columns.is_empty() || rows.len() < 2 {
             return Ok(rows.clone());
+        }
+        if self.spec.sort_by_hour {
+            let name = self.spec.sort_columns[0];
+            let times = batches
+                .iter()
+                .map(|b| b.column_by_name(name).and_then(|c| c.as_primitive_opt::<TimestampMicrosecondType>()))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| self.failed("a partition", format!("no timestamp column {name} to sort by")))?;
+            return Ok(by_hour(&times, rows));
         }
         let mut columns = Vec::new();
         for name in self.spec.sort_columns {
@@ -378,6 +390,44 @@ impl FileEncoder {
     }
 }
 
+/// `rows` by the hour of their time in `times` (one array per batch), rows
+/// of one hour in the order given.
+fn by_hour(times: &[&TimestampMicrosecondArray], rows: &Positions) -> Positions {
+    let mut keyed: Vec<(i64, (usize, usize))> =
+        rows.iter().map(|&(b, r)| (times[b].value(r).div_euclid(crate::time::MICROS_PER_HOUR), (b, r))).collect();
+    keyed.sort_by_key(|(hour, _)| *hour);
+    keyed.into_iter().map(|(_, row)| row).collect()
+}
+
+/// The rows at `positions`, in that order. Runs of consecutive rows of one
+/// batch are copied whole, one copy per run and column, when runs are long
+/// enough to beat copying row by row.
+fn gather(batches: &[&RecordBatch], positions: &Positions) -> std::result::Result<RecordBatch, ArrowError> {
+    let mut runs: Vec<(usize, usize, usize)> = Vec::new();
+    for &(batch, row) in positions {
+        match runs.last_mut() {
+            Some((b, _, end)) if *b == batch && *end == row => *end += 1,
+            _ => runs.push((batch, row, row + 1)),
+        }
+    }
+    if runs.len() * MIN_RUN > positions.len() || batches.is_empty() {
+        return interleave_record_batch(batches, positions);
+    }
+    let schema = batches[0].schema();
+    let columns = (0..schema.fields().len())
+        .map(|c| {
+            let data: Vec<ArrayData> = batches.iter().map(|b| b.column(c).to_data()).collect();
+            let nulls = data.iter().any(|d| d.null_count() > 0);
+            let mut out = MutableArrayData::new(data.iter().collect(), nulls, positions.len());
+            for &(batch, start, end) in &runs {
+                out.try_extend(batch, start, end)?;
+            }
+            Ok(make_array(out.freeze()))
+        })
+        .collect::<std::result::Result<Vec<ArrayRef>, ArrowError>>()?;
+    RecordBatch::try_new(schema, columns)
+}
+
 /// A partition value as a number that tells values apart: the value of a
 /// numeric column, a string's index in `texts`, `i64::MIN` for null.
 fn raw_partition_value(column: &ArrayRef, row: usize, texts: &mut HashMap<String, i64>) -> i64 {
@@ -450,5 +500,59 @@ fn compare(a: &Value, b: &Value) -> std::cmp::Ordering {
         (Value::Number(x), Value::Number(y)) => x.as_f64().partial_cmp(&y.as_f64()).unwrap_or(std::cmp::Ordering::Equal),
         (Value::String(x), Value::String(y)) => x.cmp(y),
         _ => std::cmp::Ordering::Equal,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use deltalake::arrow::array::{Int64Array, ListBuilder, StringArray, StringBuilder};
+    use deltalake::arrow::datatypes::Field;
+
+    use super::*;
+
+    const HOUR: i64 = crate::time::MICROS_PER_HOUR;
+
+    fn batch(first: i64, rows: usize) -> RecordBatch {
+        let ids: Int64Array = (first..first + rows as i64).collect();
+        let texts: StringArray = (0..rows).map(|i| (i % 3 != 0).then(|| format!("text {}", first + i as i64))).collect();
+        let mut lists = ListBuilder::new(StringBuilder::new());
+        for i in 0..rows {
+            lists.values().append_value(format!("flag {i}"));
+            lists.append(i % 2 == 0);
+        }
+        RecordBatch::try_from_iter(vec![
+            ("id", Arc::new(ids) as ArrayRef),
+            ("text", Arc::new(texts) as ArrayRef),
+            ("flags", Arc::new(lists.finish()) as ArrayRef),
+        ])
+        .unwrap()
+    }
+
+    #[test]
+    fn gathering_runs_gives_the_rows_a_row_by_row_copy_gives() {
+        let (a, b) = (batch(0, 50), batch(100, 40));
+        let batches = [&a, &b];
+        // Long runs (copied as runs), then single rows (copied row by row).
+        let runs: Positions = (10..30).map(|r| (1, r)).chain((0..45).map(|r| (0, r))).chain((30..40).map(|r| (1, r))).collect();
+        let scattered: Positions = (0..40).map(|r| (r % 2, r)).collect();
+        for positions in [runs, scattered] {
+            let expected = interleave_record_batch(&batches, &positions).unwrap();
+            assert_eq!(gather(&batches, &positions).unwrap(), expected);
+        }
+    }
+
+    #[test]
+    fn rows_sorted_by_hour_keep_their_order_within_an_hour() {
+        let times = [TimestampMicrosecondArray::from(vec![3 * HOUR + 5, HOUR + 9, 3 * HOUR, HOUR]), TimestampMicrosecondArray::from(vec![2 * HOUR])];
+        let rows: Positions = vec![(0, 0), (0, 1), (1, 0), (0, 2), (0, 3)];
+        assert_eq!(by_hour(&[&times[0], &times[1]], &rows), vec![(0, 1), (0, 3), (1, 0), (0, 0), (0, 2)]);
+    }
+
+    #[test]
+    fn schema_of_gathered_rows_is_the_batches() {
+        let a = batch(0, 8);
+        let gathered = gather(&[&a], &(0..8).map(|r| (0, r)).collect()).unwrap();
+        assert_eq!(gathered.schema().fields().iter().map(|f: &Arc<Field>| f.name().clone()).collect::<Vec<_>>(), vec!["id", "text", "flags"]);
+        assert_eq!(gathered, a);
     }
 }
