@@ -1,8 +1,9 @@
 //! The silver run: the window's bronze rows of the shard's buckets become
 //! clean events, in chunks of buckets small enough to bound memory. The
 //! bronze rows are read and enriched once, streamed into one local spill
-//! part per chunk; each chunk is then planned, written and committed on its
-//! own, and planned again if a concurrent run changed what it read.
+//! part per chunk; each chunk is then planned (while the one before it is
+//! written), written and committed on its own, and planned again if a
+//! concurrent run changed what it read.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
