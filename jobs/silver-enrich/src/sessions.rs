@@ -253,6 +253,57 @@ impl<'a> Qos<'a> {
 mod tests {
     use super::*;
 
+    const MINUTE: i64 = 60_000_000;
+
+    fn work(times: &[i64], read: (i64, i64), seed: i64, old: Vec<(i64, i64)>) -> KeyWork<'static> {
+        let events = times
+            .iter()
+            .enumerate()
+            .map(|(i, &t)| {
+                let event = SessionEvent {
+                    event_id: ["e0", "e1", "e2", "e3", "e4", "e5"][i],
+                    customer_id: "c",
+                    title_id: "t",
+                    kind: streamreel_tables::EventType::Heartbeat,
+                    timestamp_micros: t,
+                    position_seconds: Some(i as f64),
+                };
+                (event, (0, i as u32))
+            })
+            .collect();
+        KeyWork { customer_id: "c", session_key: "k", events, read, seeds: vec![(seed, seed)], old }
+    }
+
+    #[test]
+    fn a_session_inside_what_was_read_needs_nothing_more() {
+        let settings = MetricSettings::default();
+        let timeout = (settings.session_timeout_seconds * 1e6) as i64;
+        let read = (0, 600 * MINUTE);
+        let inside = split(&work(&[200 * MINUTE, 201 * MINUTE, 203 * MINUTE], read, 201 * MINUTE, vec![]), &settings);
+        assert_eq!(inside.widen, None);
+        assert_eq!(inside.region, vec![(200 * MINUTE, 203 * MINUTE)]);
+        // Its last event within a timeout of the read's end: the session may go on unseen.
+        let late = split(&work(&[580 * MINUTE, 600 * MINUTE - timeout / 2], read, 580 * MINUTE, vec![]), &settings);
+        let (lo, hi) = late.widen.expect("the session may continue after what was read");
+        assert_eq!(lo, read.0);
+        assert!(hi > read.1 && hi >= 600 * MINUTE - timeout / 2 + timeout);
+    }
+
+    #[test]
+    fn a_session_or_stored_row_at_the_edge_of_what_was_read_widens_the_read() {
+        let settings = MetricSettings::default();
+        let read = (100 * MINUTE, 600 * MINUTE);
+        // The first event read is right after the read's start: earlier events may belong to its session.
+        let early = split(&work(&[101 * MINUTE, 102 * MINUTE], read, 102 * MINUTE, vec![]), &settings);
+        let (lo, hi) = early.widen.expect("the session may have started before what was read");
+        assert!(lo < read.0 && hi == read.1);
+        // A stored session overlapping the region and starting before the read widens it too.
+        let stored = split(&work(&[300 * MINUTE], read, 300 * MINUTE, vec![(50 * MINUTE, 300 * MINUTE)]), &settings);
+        let (lo, _) = stored.widen.expect("the stored session reaches before what was read");
+        assert!(lo < 50 * MINUTE);
+        assert_eq!(stored.region, vec![(50 * MINUTE, 300 * MINUTE)]);
+    }
+
     #[test]
     fn intervals_merge_when_they_touch() {
         assert_eq!(merge(&[(5, 9), (0, 2), (2, 3), (20, 30)]), vec![(0, 3), (5, 9), (20, 30)]);
