@@ -128,6 +128,20 @@ pub struct Counters {
     pub session_rows: u64,
 }
 
+impl std::ops::AddAssign<&Counters> for Counters {
+    fn add_assign(&mut self, other: &Counters) {
+        self.bronze_rows += other.bronze_rows;
+        self.events_written += other.events_written;
+        self.already_in_silver += other.already_in_silver;
+        self.duplicates_dropped += other.duplicates_dropped;
+        self.duplicate_conflicts += other.duplicate_conflicts;
+        self.events_replaced += other.events_replaced;
+        self.sessions_recomputed += other.sessions_recomputed;
+        self.segment_rows += other.segment_rows;
+        self.session_rows += other.session_rows;
+    }
+}
+
 pub struct PlanInput<'a> {
     pub tables: &'a Tables,
     pub metadata: &'a Metadata,

@@ -58,16 +58,7 @@ impl SilverReport {
     fn absorb(&mut self, part: SilverReport) {
         self.chunks += 1;
         self.plans += part.plans;
-        let (c, p) = (&mut self.counters, &part.counters);
-        c.bronze_rows += p.bronze_rows;
-        c.events_written += p.events_written;
-        c.already_in_silver += p.already_in_silver;
-        c.duplicates_dropped += p.duplicates_dropped;
-        c.duplicate_conflicts += p.duplicate_conflicts;
-        c.events_replaced += p.events_replaced;
-        c.sessions_recomputed += p.sessions_recomputed;
-        c.segment_rows += p.segment_rows;
-        c.session_rows += p.session_rows;
+        self.counters += &part.counters;
         for (field, n) in part.invalid_optional_fields {
             *self.invalid_optional_fields.entry(field).or_default() += n;
         }
