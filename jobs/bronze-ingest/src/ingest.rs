@@ -18,7 +18,7 @@ use streamreel_lake::table::{Change, DataFile, PartitionKey, ReadSet, Table, Tab
 use streamreel_lake::window::format_hour;
 use streamreel_lake::worker::RunContext;
 use streamreel_lake::{LakeError, Location};
-use streamreel_tables::bronze::{EVENTS, LandingPartition, REJECTS};
+use streamreel_tables::bronze::{EVENTS, EventBatchBuilder, LandingPartition, REJECTS};
 use tokio::sync::mpsc;
 use tracing::{Instrument, info, info_span, warn};
 
@@ -257,9 +257,12 @@ async fn ingest_objects(
     let run_id: Arc<str> = Arc::from(ctx.run_id.as_str());
     let allowance = Duration::seconds(ctx.config.bronze.future_allowance_seconds);
     let max_line_bytes = ctx.config.bronze.max_line_bytes;
+    // One builder per object being parsed, passed on to the next object: it
+    // keeps room for a batch, which a new builder would grow to again.
+    let builders: Arc<Mutex<Vec<EventBatchBuilder>>> = Arc::default();
     let produced = futures::stream::iter(objects.into_iter().map(Ok::<_, BronzeError>))
         .try_for_each_concurrent(parallelism, |object| {
-            let (store, remaining) = (store.clone(), remaining.clone());
+            let (store, remaining, builders) = (store.clone(), remaining.clone(), builders.clone());
             let sender = senders[consumer_of[&object.partition]].clone();
             let job = ObjectJob {
                 name: object.name.clone(),
@@ -279,7 +282,10 @@ async fn ingest_objects(
                         let size = bytes.len() as u64;
                         let sender = sender.clone();
                         let stats = tokio::task::spawn_blocking(move || {
-                            parse_object(&job, bytes, |batch| sender.blocking_send(Message::Batch(partition, batch)).is_ok())
+                            let mut events = builders.lock().expect("builder pool lock").pop().unwrap_or_default();
+                            let stats = parse_object(&job, bytes, &mut events, |batch| sender.blocking_send(Message::Batch(partition, batch)).is_ok())?;
+                            builders.lock().expect("builder pool lock").push(events);
+                            Ok::<_, LakeError>(stats)
                         })
                         .await
                         .map_err(|e| LakeError::Task(e.to_string()))??;

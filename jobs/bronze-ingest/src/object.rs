@@ -13,7 +13,7 @@ use flate2::bufread::MultiGzDecoder;
 use streamreel_lake::arrow::array::RecordBatch;
 use streamreel_lake::rows::RowBuilder;
 use streamreel_lake::{LakeError, Result};
-use streamreel_tables::bronze::{EVENTS, EventRow, LandingPartition, REJECTS, RejectRow};
+use streamreel_tables::bronze::{EventBatchBuilder, EventRow, LandingPartition, REJECTS, RejectRow};
 
 use crate::lines::{Line, for_each_line};
 use crate::parse::{Limits, Reject, RejectReason, parse_line};
@@ -70,13 +70,13 @@ impl ObjectStats {
 }
 
 /// Parses a whole object, calling `send` with each full batch; `send`
-/// returning false (the writer has gone) stops the work early.
-pub fn parse_object(job: &ObjectJob, bytes: Bytes, mut send: impl FnMut(Batch) -> bool) -> Result<ObjectStats> {
+/// returning false (the writer has gone) stops the work early. `events` is
+/// empty before and after, so that it can be reused.
+pub fn parse_object(job: &ObjectJob, bytes: Bytes, events: &mut EventBatchBuilder, mut send: impl FnMut(Batch) -> bool) -> Result<ObjectStats> {
     let mut stats = ObjectStats::default();
     if bytes.is_empty() {
         return Ok(stats);
     }
-    let mut events = RowBuilder::new(&EVENTS.schema)?;
     let mut rejects = RowBuilder::new(&REJECTS.schema)?;
     let (landing_date, landing_hour, object_bucket) = job.partition.columns();
     let mut open = true;
@@ -146,9 +146,7 @@ pub fn parse_object(job: &ObjectJob, bytes: Bytes, mut send: impl FnMut(Batch) -
                         object_bucket,
                     };
                     stats.rows += 1;
-                    if let Err(e) = events.push(&row) {
-                        failure.get_or_insert(e);
-                    }
+                    events.push(&row);
                     Ok(())
                 }
                 Err(reject) => Err((reject, bytes)),
@@ -172,14 +170,17 @@ pub fn parse_object(job: &ObjectJob, bytes: Bytes, mut send: impl FnMut(Batch) -
                 failure.get_or_insert(e);
             }
         }
-        for (builder, wrap) in [(&mut events, Batch::Events as fn(RecordBatch) -> Batch), (&mut rejects, Batch::Rejects)] {
-            if open && builder.len() >= BATCH_ROWS {
-                match builder.finish() {
-                    Ok(batch) => open = send(wrap(batch)),
-                    Err(e) => {
-                        failure.get_or_insert(e);
-                        open = false;
-                    }
+        let full = [
+            (events.len() >= BATCH_ROWS).then(|| events.finish().map(Batch::Events)),
+            (rejects.len() >= BATCH_ROWS).then(|| rejects.finish().map(Batch::Rejects)),
+        ];
+        for batch in full.into_iter().flatten() {
+            match batch {
+                Ok(batch) if open => open = send(batch),
+                Ok(_) => {}
+                Err(e) => {
+                    failure.get_or_insert(e);
+                    open = false;
                 }
             }
         }
@@ -201,8 +202,11 @@ pub fn parse_object(job: &ObjectJob, bytes: Bytes, mut send: impl FnMut(Batch) -
         *stats.rejects.entry(RejectReason::UnreadableObject.code()).or_default() += 1;
         rejects.push(&object_reject_row(job, &detail))?;
     }
-    if open && !events.is_empty() {
-        open = send(Batch::Events(events.finish()?));
+    if !events.is_empty() {
+        let batch = events.finish()?;
+        if open {
+            open = send(Batch::Events(batch));
+        }
     }
     if open && !rejects.is_empty() {
         send(Batch::Rejects(rejects.finish()?));
@@ -265,7 +269,7 @@ mod tests {
     fn run(bytes: impl Into<Bytes>) -> (ObjectStats, usize, Vec<String>) {
         let mut rows = 0;
         let mut reasons = Vec::new();
-        let stats = parse_object(&job(), bytes.into(), |batch| {
+        let stats = parse_object(&job(), bytes.into(), &mut EventBatchBuilder::default(), |batch| {
             match batch {
                 Batch::Events(b) => rows += b.num_rows(),
                 Batch::Rejects(b) => reasons.extend(b.column_by_name("reason").unwrap().as_string::<i32>().iter().map(|r| r.unwrap().to_string())),

@@ -200,15 +200,18 @@ pub struct Limits {
 pub const EARLIEST_MICROS: i64 = 946_684_800_000_000;
 
 pub fn parse_line<'a>(line: &'a [u8], limits: &Limits) -> Result<Event<'a>, Reject> {
-    if let Err(e) = std::str::from_utf8(line) {
-        return Err(reject(RejectReason::InvalidUtf8, format!("the line is not valid UTF-8 (byte {})", e.valid_up_to() + 1)));
-    }
-    let first = line.iter().find(|b| !b.is_ascii_whitespace());
-    let raw: RawEvent<'a> = match serde_json::from_slice(line) {
-        Ok(raw) if first == Some(&b'{') => raw,
+    // Checked once here, so that the JSON reader takes its strings as they are
+    // (from bytes it would check each string again).
+    let line = match std::str::from_utf8(line) {
+        Ok(line) => line,
+        Err(e) => return Err(reject(RejectReason::InvalidUtf8, format!("the line is not valid UTF-8 (byte {})", e.valid_up_to() + 1))),
+    };
+    let first = line.bytes().find(|b| !b.is_ascii_whitespace());
+    let raw: RawEvent<'a> = match serde_json::from_str(line) {
+        Ok(raw) if first == Some(b'{') => raw,
         Ok(_) => return Err(reject(RejectReason::NotAnObject, "the line is JSON but not an object")),
         Err(e) => {
-            return Err(if first != Some(&b'{') && serde_json::from_slice::<IgnoredAny>(line).is_ok() {
+            return Err(if first != Some(b'{') && serde_json::from_str::<IgnoredAny>(line).is_ok() {
                 reject(RejectReason::NotAnObject, "the line is JSON but not an object")
             } else {
                 reject(RejectReason::InvalidJson, e.to_string())

@@ -39,7 +39,8 @@ pub struct TableSpec {
     pub partition_columns: &'static [&'static str],
     /// Columns that get min/max statistics in the Delta log (data skipping).
     pub stats_columns: &'static [&'static str],
-    /// High-cardinality text columns where parquet dictionaries only cost time.
+    /// High-cardinality columns where parquet dictionaries only cost time;
+    /// their chunk statistics are written only if they are stats columns.
     pub plain_columns: &'static [&'static str],
     /// Rows of every written file are sorted by these columns, so that row
     /// groups cover narrow ranges of them (pruned by statistics on reads).

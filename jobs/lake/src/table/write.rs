@@ -94,9 +94,10 @@ impl TableWriter {
             .set_statistics_enabled(EnabledStatistics::Chunk)
             .set_max_row_group_row_count(Some(spec.row_group_rows));
         for column in spec.plain_columns {
-            properties = properties
-                .set_column_dictionary_enabled((*column).into(), false)
-                .set_column_statistics_enabled((*column).into(), EnabledStatistics::None);
+            properties = properties.set_column_dictionary_enabled((*column).into(), false);
+            if !spec.stats_columns.contains(column) {
+                properties = properties.set_column_statistics_enabled((*column).into(), EnabledStatistics::None);
+            }
         }
         TableWriter {
             encoder: FileEncoder { spec, location, file_schema, properties: properties.build() },
