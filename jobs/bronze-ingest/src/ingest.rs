@@ -283,7 +283,8 @@ async fn ingest_objects(
                         let sender = sender.clone();
                         let stats = tokio::task::spawn_blocking(move || {
                             let mut events = builders.lock().expect("builder pool lock").pop().unwrap_or_default();
-                            let stats = parse_object(&job, bytes, &mut events, |batch| sender.blocking_send(Message::Batch(partition, batch)).is_ok())?;
+                            let stats =
+                                parse_object(&job, bytes, &mut events, |batch| sender.blocking_send(Message::Batch(partition, batch)).is_ok())?;
                             builders.lock().expect("builder pool lock").push(events);
                             Ok::<_, LakeError>(stats)
                         })

@@ -8,8 +8,8 @@ use std::sync::{Arc, LazyLock};
 use chrono::{DateTime, Timelike, Utc};
 use serde::Serialize;
 use streamreel_lake::arrow::array::{
-    Array, ArrayRef, ArrowPrimitiveType, Date32Builder, Float64Builder, Int32Builder, Int64Builder, ListBuilder, PrimitiveBuilder, RecordBatch, StringBuilder,
-    TimestampMicrosecondBuilder,
+    Array, ArrayRef, ArrowPrimitiveType, Date32Builder, Float64Builder, Int32Builder, Int64Builder, ListBuilder, PrimitiveBuilder, RecordBatch,
+    StringBuilder, TimestampMicrosecondBuilder,
 };
 use streamreel_lake::arrow::datatypes::{DataType, Schema};
 use streamreel_lake::table::{PartitionKey, date_value, parse_date_value};
@@ -175,7 +175,8 @@ impl EventBatchBuilder {
             builder.append_value(value);
         }
         self.event_timestamp.append_value(row.event_timestamp);
-        let floats = [row.position_seconds, row.watch_duration_seconds, row.completion_percentage, row.bandwidth_mbps, row.buffering_duration_seconds];
+        let floats =
+            [row.position_seconds, row.watch_duration_seconds, row.completion_percentage, row.bandwidth_mbps, row.buffering_duration_seconds];
         for (builder, value) in self.floats.iter_mut().zip(floats) {
             builder.append_option(value);
         }
