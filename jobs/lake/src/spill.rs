@@ -19,6 +19,12 @@ use crate::error::{LakeError, Result};
 /// batches, so this bounds the memory the spill adds to its caller's.
 const QUEUED_APPENDS: usize = 4;
 
+/// Write buffer per part file. A batch reaches a part as a slice of a few
+/// thousand rows, written buffer by buffer: with the standard 8 KiB almost
+/// every column buffer was a system call of its own, and they took more time
+/// than the work that made the batches.
+const PART_BUFFER: usize = 256 * 1024;
+
 /// Parts of parked batches, in a temporary directory removed on drop. A
 /// spill of one part keeps it in memory: it would be read back whole anyway.
 /// Parts on disk are written by a thread of their own, so the caller goes
@@ -94,7 +100,7 @@ impl Spill {
         }
         let path = part_path(&self.dir_path(), part);
         let file = File::open(&path).map_err(|e| spill_error(&path, e))?;
-        let reader = FileReader::try_new(BufReader::new(file), None).map_err(|e| spill_error(&path, e))?;
+        let reader = FileReader::try_new(BufReader::with_capacity(PART_BUFFER, file), None).map_err(|e| spill_error(&path, e))?;
         reader.collect::<std::result::Result<Vec<_>, _>>().map_err(|e| spill_error(&path, e))
     }
 
@@ -150,7 +156,7 @@ fn write_parts(dir: &Path, parts: usize, appends: Receiver<Vec<(usize, RecordBat
                 Some(writer) => writer,
                 slot => {
                     let file = File::create(&path).map_err(|e| spill_error(&path, e))?;
-                    slot.insert(FileWriter::try_new(BufWriter::new(file), &batch.schema()).map_err(|e| spill_error(&path, e))?)
+                    slot.insert(FileWriter::try_new(BufWriter::with_capacity(PART_BUFFER, file), &batch.schema()).map_err(|e| spill_error(&path, e))?)
                 }
             };
             writer.write(&batch).map_err(|e| spill_error(&path, e))?;
