@@ -11,7 +11,6 @@ use streamreel_lake::arrow::array::{AsArray, BooleanArray, RecordBatch};
 use streamreel_lake::arrow::compute::filter_record_batch;
 use streamreel_lake::arrow::datatypes::{Int32Type, Int64Type, TimestampMicrosecondType};
 use streamreel_lake::cores::{map_on_cores, shares_on_cores};
-use streamreel_lake::rows::encode;
 use streamreel_lake::shard::key_hash;
 use streamreel_lake::table::key_filter::int_key;
 use streamreel_lake::table::{DataFile, PartitionKey, Prune, RowFilter, Table};
@@ -19,7 +18,8 @@ use streamreel_lake::time::{MICROS_PER_DAY, MICROS_PER_HOUR, day_of};
 use streamreel_lake::{LakeError, Location};
 use streamreel_tables::Metadata;
 use streamreel_tables::silver::{
-    CHANGES, CUSTOMER_BUCKET, ChangeRow, DUPLICATES, DuplicateRow, EVENTS, SEGMENTS, SESSIONS, SegmentRow, SessionRow, day_and_bucket, partition,
+    CHANGES, CUSTOMER_BUCKET, ChangeRow, DUPLICATES, DuplicateRow, EVENTS, SEGMENTS, SESSIONS, SegmentBatchBuilder, SessionRow, day_and_bucket,
+    partition,
 };
 use tracing::info;
 
@@ -516,7 +516,8 @@ async fn recompute(
         // of a chunk's rows and need nothing from the other shares.
         let split_works: Vec<(&KeyWork<'_>, Split<'_>)> = works.iter().zip(splits).collect();
         let shares: Vec<(Vec<Recomputed>, Result<RecordBatch, LakeError>)> = shares_on_cores(&split_works, |share| {
-            let mut results: Vec<Recomputed> = share
+            let mut segments = SegmentBatchBuilder::default();
+            let results: Vec<Recomputed> = share
                 .iter()
                 .map(|(work, split)| {
                     recompute_key(
@@ -526,13 +527,11 @@ async fn recompute(
                         input.settings,
                         input.metadata,
                         streamreel_tables::customer_bucket(work.customer_id, input.total_buckets),
+                        &mut segments,
                     )
                 })
                 .collect();
-            let mut segments: Vec<SegmentRow> = Vec::with_capacity(results.iter().map(|r| r.segments.len()).sum());
-            segments.extend(results.iter_mut().flat_map(|r| std::mem::take(&mut r.segments)));
-            let encoded = encode(&SEGMENTS.schema, &segments);
-            (results, encoded)
+            (results, segments.finish())
         });
         let mut results: Vec<Recomputed> = Vec::with_capacity(works.len());
         let mut segments: Vec<RecordBatch> = Vec::with_capacity(shares.len());

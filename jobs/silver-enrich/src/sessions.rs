@@ -9,7 +9,7 @@ use streamreel_lake::rows::positive_zero;
 use streamreel_lake::time::{MICROS_PER_HOUR, day_of};
 use streamreel_tables::Metadata;
 use streamreel_tables::intervals::{flatten, merge_intervals};
-use streamreel_tables::silver::{SegmentRow, SessionRow};
+use streamreel_tables::silver::{SegmentBatchBuilder, SegmentRow, SessionRow};
 
 use crate::columns::{EventColumns, RowRef, text_at};
 use crate::segments::{Segment, SessionEvent, split_sessions, watch_session};
@@ -32,7 +32,6 @@ pub struct KeyWork<'a> {
 pub struct Recomputed {
     /// Stored rows of the identity that start inside it are replaced.
     pub region: Vec<(i64, i64)>,
-    pub segments: Vec<SegmentRow>,
     pub sessions: Vec<SessionRow>,
     pub session_count: usize,
 }
@@ -103,6 +102,7 @@ pub fn recompute_key(
     settings: &MetricSettings,
     metadata: &Metadata,
     bucket: u32,
+    segments: &mut SegmentBatchBuilder,
 ) -> Recomputed {
     let Split { ordered, splits, spans, region, .. } = split;
     let mut out = Recomputed { region: region.clone(), ..Default::default() };
@@ -119,12 +119,11 @@ pub fn recompute_key(
         let result = watch_session(session, settings, |t| metadata.duration(t));
         let session_watched: f64 = result.segments.iter().map(Segment::watched_seconds).sum();
         let (event_date, customer_bucket) = (day_of(start), bucket as i32);
-        let text = |v: Option<&str>| v.map(str::to_string);
         for (index, s) in result.segments.iter().enumerate() {
-            out.segments.push(SegmentRow {
-                customer_id: work.customer_id.to_string(),
-                title_id: s.title_id.to_string(),
-                session_key: work.session_key.to_string(),
+            segments.push(&SegmentRow {
+                customer_id: work.customer_id,
+                title_id: s.title_id,
+                session_key: work.session_key,
                 session_start: start,
                 segment_index: index as i64,
                 start_position: s.start_position,
@@ -132,17 +131,18 @@ pub fn recompute_key(
                 watched_seconds: s.watched_seconds(),
                 wall_start: s.wall_start_micros,
                 wall_end: s.wall_end_micros,
-                end_event_type: s.end_event.canonical_name().unwrap_or("other").to_string(),
+                end_event_type: s.end_event.canonical_name().unwrap_or("other"),
                 ends_in_skip: s.ends_in_skip,
                 duration_seconds: metadata.duration(s.title_id),
-                device_type: text(qos.device_type),
-                country: text(qos.country),
-                isp: text(qos.isp),
-                quality: text(qos.quality),
+                device_type: qos.device_type,
+                country: qos.country,
+                isp: qos.isp,
+                quality: qos.quality,
                 event_date,
                 customer_bucket,
             });
         }
+        let text = |v: Option<&str>| v.map(str::to_string);
         for video in &result.videos {
             let duration = metadata.duration(video.title_id);
             let mine: Vec<&Segment<'_>> = result.segments.iter().filter(|s| s.title_id == video.title_id).collect();

@@ -8,14 +8,14 @@ use std::sync::{Arc, LazyLock};
 use chrono::{DateTime, Timelike, Utc};
 use serde::Serialize;
 use streamreel_lake::arrow::array::{
-    Array, ArrayRef, ArrowPrimitiveType, Date32Builder, Float64Builder, Int32Builder, Int64Builder, ListBuilder, PrimitiveBuilder, RecordBatch,
-    StringBuilder, TimestampMicrosecondBuilder,
+    ArrayRef, Date32Builder, Float64Builder, Int32Builder, Int64Builder, ListBuilder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
 };
 use streamreel_lake::arrow::datatypes::{DataType, Schema};
 use streamreel_lake::table::{PartitionKey, date_value, parse_date_value};
 use streamreel_lake::time::MICROS_PER_HOUR;
 use streamreel_lake::{TableSpec, time};
 
+use crate::builders::{finish_numbers, finish_text};
 use crate::fields::{float, int, int32, list, text, timestamp};
 
 pub const LANDING_DATE: &str = "landing_date";
@@ -255,20 +255,6 @@ impl EventBatchBuilder {
         ]);
         RecordBatch::try_new(EVENTS.schema.clone(), columns).map_err(|e| streamreel_lake::LakeError::data("building bronze/events rows", e))
     }
-}
-
-/// Finishes a column and leaves its builder sized like it: the next batch is
-/// about as large, and growing from empty copied its bytes several times.
-fn finish_text(builder: &mut StringBuilder, rows: usize) -> ArrayRef {
-    let array = builder.finish();
-    *builder = StringBuilder::with_capacity(rows, array.values().len());
-    Arc::new(array)
-}
-
-fn finish_numbers<T: ArrowPrimitiveType>(builder: &mut PrimitiveBuilder<T>, rows: usize) -> ArrayRef {
-    let array = builder.finish();
-    *builder = PrimitiveBuilder::with_capacity(rows).with_data_type(array.data_type().clone());
-    Arc::new(array)
 }
 
 pub static REJECTS: LazyLock<TableSpec> = LazyLock::new(|| TableSpec {

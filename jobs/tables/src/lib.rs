@@ -12,6 +12,7 @@ pub mod intervals;
 pub mod metadata;
 pub mod silver;
 
+mod builders;
 mod fields;
 
 pub use event_type::EventType;
