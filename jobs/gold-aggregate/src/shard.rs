@@ -194,7 +194,10 @@ fn compute_bucket(input: &ShardInput<'_>, read: &BucketRead<'_>) -> Result<Outpu
     // viewer-videos (and, for retention, of changed titles) are decoded, so
     // an hour's cost does not grow with every viewer-video ever seen.
     let kept: Vec<RecordBatch> = filter_pairs(&read.stored, |customer, title| !pairs.contains(&(customer, title)))?;
-    let mut sessions: Vec<SessionRow> = decode_all(&read.sessions)?;
+    let mut sessions: Vec<SessionRow> = Vec::new();
+    for batch in &read.sessions {
+        sessions.extend(SessionRow::from_batch(batch)?);
+    }
     // Every sum then adds in one order, whatever the files' layout.
     sessions.sort_by(|a, b| {
         (a.session_start, &a.customer_id, &a.session_key, &a.title_id).cmp(&(b.session_start, &b.customer_id, &b.session_key, &b.title_id))
