@@ -350,8 +350,8 @@ mod tests {
         let texts = ["s", "mobile", "d", "ios", "1.2", "HD", "10.0.0.1", "US", "CA", "LA", "isp", "wifi"];
         let rows: Vec<EventRow> = (0..5)
             .map(|i| {
-                let some_f = |k: usize| ((i + k) % 3 != 0).then_some((i * 10 + k) as f64 + 0.5);
-                let text = |k: usize| ((i + k) % 4 != 0).then_some(texts[k]);
+                let some_f = |k: usize| (!(i + k).is_multiple_of(3)).then_some((i * 10 + k) as f64 + 0.5);
+                let text = |k: usize| (!(i + k).is_multiple_of(4)).then_some(texts[k]);
                 EventRow {
                     event_id: ["e1", "e2", "e3", "", "e5"][i],
                     customer_id: "c",

@@ -618,7 +618,7 @@ mod tests {
         let qos = ["tv", "US", "isp", "HD"];
         let rows: Vec<SegmentRow> = (0..5)
             .map(|i| {
-                let text = |k: usize| ((i + k) % 3 != 0).then_some(qos[k]);
+                let text = |k: usize| (!(i + k).is_multiple_of(3)).then_some(qos[k]);
                 SegmentRow {
                     customer_id: ["c1", "c2"][i % 2],
                     title_id: "t",
