@@ -194,7 +194,7 @@ fn compute_bucket(input: &ShardInput<'_>, read: &BucketRead<'_>) -> Result<Outpu
     // viewer-videos (and, for retention, of changed titles) are decoded, so
     // an hour's cost does not grow with every viewer-video ever seen.
     let kept: Vec<RecordBatch> = filter_pairs(&read.stored, |customer, title| !pairs.contains(&(customer, title)))?;
-    let mut sessions: Vec<SessionRow> = Vec::new();
+    let mut sessions: Vec<SessionRow> = Vec::with_capacity(read.sessions.iter().map(|b| b.num_rows()).sum());
     for batch in &read.sessions {
         sessions.extend(SessionRow::from_batch(batch)?);
     }
