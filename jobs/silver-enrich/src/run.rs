@@ -108,7 +108,7 @@ pub async fn run(ctx: &RunContext) -> Result<SilverReport, SilverError> {
     let masker = IpMasker::new(key.as_bytes());
     let metadata = Metadata::load(&ctx.config.metadata_url).await?;
     let lake = ctx.config.lake()?;
-    let bronze = Table::open(&lake, &BRONZE, ctx.config.buckets).await?;
+    let bronze = Arc::new(Table::open(&lake, &BRONZE, ctx.config.buckets).await?);
     let window_files = bronze.files_where(|key| LandingPartition::from_key(key).is_some_and(|p| ctx.window.contains(p.hour)));
     let mut report = SilverReport {
         worker: ctx.worker,
@@ -171,10 +171,12 @@ fn even_groups(items: &[u32], largest: usize) -> Vec<BTreeSet<u32>> {
 const FILES_PER_READ: usize = 16;
 
 /// Reads the window's bronze rows of the shard's buckets once, enriches them
-/// and parks each row in the spill part of its chunk, in bronze order.
+/// and parks each row in the spill part of its chunk, in bronze order. The
+/// next group of files is read while one is enriched: either alone left a
+/// core idle for much of this phase.
 async fn enrich_into_spill(
     ctx: &RunContext,
-    bronze: &Table,
+    bronze: &Arc<Table>,
     window_files: &[DataFile],
     metadata: &Metadata,
     masker: &IpMasker,
@@ -189,15 +191,27 @@ async fn enrich_into_spill(
         }
     }
     let mut spill = Spill::new(chunks.len())?;
-    for files in reads(window_files, ctx.config.silver.max_rows_per_chunk / 2) {
-        let mut scan = bronze.scan(files.to_vec()).columns(&BRONZE_COLUMNS);
-        if !ctx.shard.is_all() {
-            let shard = ctx.shard;
-            scan = scan.filter(RowFilter::new(&["customer_id"], move |batch: &RecordBatch| {
-                batch.column(0).as_string::<i32>().iter().map(|c| Some(shard.owns(bucket_of(c.unwrap_or_default(), total)))).collect()
-            }));
-        }
-        let bronze_batches = scan.read().await?;
+    let shard = ctx.shard;
+    let read = |files: &[DataFile]| {
+        let (bronze, files) = (bronze.clone(), files.to_vec());
+        tokio::spawn(
+            async move {
+                let mut scan = bronze.scan(files).columns(&BRONZE_COLUMNS);
+                if !shard.is_all() {
+                    scan = scan.filter(RowFilter::new(&["customer_id"], move |batch: &RecordBatch| {
+                        batch.column(0).as_string::<i32>().iter().map(|c| Some(shard.owns(bucket_of(c.unwrap_or_default(), total)))).collect()
+                    }));
+                }
+                scan.read().await
+            }
+            .in_current_span(),
+        )
+    };
+    let mut groups = reads(window_files, ctx.config.silver.max_rows_per_chunk / 2).into_iter();
+    let mut next = groups.next().map(read);
+    while let Some(reading) = next.take() {
+        let bronze_batches = reading.await.map_err(|e| LakeError::Task(e.to_string()))??;
+        next = groups.next().map(read);
         let masks = mask_addresses(&bronze_batches, masker);
         let enrichment = Enrichment { metadata, masks: &masks, key_id: &masker.key_id, buckets: total };
         // Each core enriches its batches and splits them by chunk.
