@@ -92,9 +92,9 @@ pub fn split<'a>(work: &KeyWork<'a>, settings: &MetricSettings) -> Split<'a> {
     Split { ordered, splits, spans, region, widen: ((lo, hi) != work.read).then_some((lo, hi)) }
 }
 
-/// The identity's sessions and segments inside its region, from its events
-/// as `split` found them; only for a split whose region needs nothing more
-/// read (`widen` is none).
+/// The identity's sessions inside its region, from its events as `split`
+/// found them, its segments appended to `segments`; only for a split whose
+/// region needs nothing more read (`widen` is none).
 pub fn recompute_key(
     columns: &[EventColumns<'_>],
     work: &KeyWork<'_>,
