@@ -8,7 +8,8 @@ use std::sync::{Arc, LazyLock};
 use chrono::{DateTime, Timelike, Utc};
 use serde::Serialize;
 use streamreel_lake::arrow::array::{
-    ArrayRef, Date32Builder, Float64Builder, Int32Builder, Int64Builder, ListBuilder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
+    ArrayBuilder, ArrayRef, Date32Builder, Float64Builder, Int32Builder, Int64Builder, ListBuilder, RecordBatch, StringBuilder,
+    TimestampMicrosecondBuilder,
 };
 use streamreel_lake::arrow::datatypes::{DataType, Schema};
 use streamreel_lake::table::{PartitionKey, date_value, parse_date_value};
@@ -141,7 +142,6 @@ pub struct EventBatchBuilder {
     landing_date: Date32Builder,
     landing_hour: Int32Builder,
     object_bucket: Int32Builder,
-    rows: usize,
 }
 
 impl Default for EventBatchBuilder {
@@ -164,7 +164,6 @@ impl Default for EventBatchBuilder {
             landing_date: Date32Builder::new(),
             landing_hour: Int32Builder::new(),
             object_bucket: Int32Builder::new(),
-            rows: 0,
         }
     }
 }
@@ -211,20 +210,19 @@ impl EventBatchBuilder {
         self.landing_date.append_value(row.landing_date);
         self.landing_hour.append_value(row.landing_hour);
         self.object_bucket.append_value(row.object_bucket);
-        self.rows += 1;
     }
 
     pub fn len(&self) -> usize {
-        self.rows
+        self.line_number.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.rows == 0
+        self.len() == 0
     }
 
     /// The rows pushed so far; the builder starts over empty.
     pub fn finish(&mut self) -> streamreel_lake::Result<RecordBatch> {
-        let rows = std::mem::take(&mut self.rows);
+        let rows = self.len();
         let [event_id, customer_id, title_id, event_type] = &mut self.required;
         let [position, watch, completion, bandwidth, buffering_seconds] = &mut self.floats;
         let [buffering_events, error_count] = &mut self.counts;

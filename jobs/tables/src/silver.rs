@@ -9,8 +9,8 @@ use std::sync::{Arc, LazyLock};
 use serde::{Deserialize, Serialize};
 use streamreel_lake::TableSpec;
 use streamreel_lake::arrow::array::{
-    Array, ArrayRef, BooleanArray, BooleanBuilder, Date32Array, Date32Builder, Float64Array, Float64Builder, Int32Array, Int32Builder, Int64Array,
-    Int64Builder, ListArray, RecordBatch, StringArray, StringBuilder, TimestampMicrosecondArray, TimestampMicrosecondBuilder,
+    Array, ArrayBuilder, ArrayRef, BooleanArray, BooleanBuilder, Date32Array, Date32Builder, Float64Array, Float64Builder, Int32Array, Int32Builder,
+    Int64Array, Int64Builder, ListArray, RecordBatch, StringArray, StringBuilder, TimestampMicrosecondArray, TimestampMicrosecondBuilder,
 };
 use streamreel_lake::arrow::datatypes::{DataType, Schema};
 use streamreel_lake::table::{PartitionKey, date_value, parse_date_value};
@@ -226,7 +226,6 @@ pub struct SegmentBatchBuilder {
     qos: [StringBuilder; 4],
     event_date: Date32Builder,
     customer_bucket: Int32Builder,
-    rows: usize,
 }
 
 impl Default for SegmentBatchBuilder {
@@ -244,7 +243,6 @@ impl Default for SegmentBatchBuilder {
             qos: Default::default(),
             event_date: Date32Builder::new(),
             customer_bucket: Int32Builder::new(),
-            rows: 0,
         }
     }
 }
@@ -270,20 +268,19 @@ impl SegmentBatchBuilder {
         }
         self.event_date.append_value(row.event_date);
         self.customer_bucket.append_value(row.customer_bucket);
-        self.rows += 1;
     }
 
     pub fn len(&self) -> usize {
-        self.rows
+        self.segment_index.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.rows == 0
+        self.len() == 0
     }
 
     /// The rows pushed so far; the builder starts over empty.
     pub fn finish(&mut self) -> streamreel_lake::Result<RecordBatch> {
-        let rows = std::mem::take(&mut self.rows);
+        let rows = self.len();
         let [customer_id, title_id, session_key] = &mut self.keys;
         let [start_position, end_position, watched_seconds] = &mut self.positions;
         let [wall_start, wall_end] = &mut self.walls;
