@@ -431,7 +431,9 @@ async fn lookup_duplicates(
 }
 
 /// Recomputes every session that gains or loses an event, widening each
-/// identity's read range until its sessions are whole.
+/// identity's read range until its sessions are whole. Each round reads the
+/// events of the identities still open and settles those whose sessions lie
+/// within what was read; only the others are read again, further out.
 async fn recompute(
     input: &PlanInput<'_>,
     plan: &mut Plan,
@@ -447,145 +449,169 @@ async fn recompute(
             (key.clone(), (lo - LOOK_BACK, hi + LOOK_AHEAD))
         })
         .collect();
-    let hashes: Arc<KeySet> = Arc::new(seeds.keys().map(|(c, k)| key_hash(&[c, k])).collect());
-    let displaced = &plan.displaced;
-    loop {
-        let intervals = crate::sessions::merge(&ranges.values().copied().collect::<Vec<_>>());
-        let (lo, hi) = (intervals[0].0, intervals[intervals.len() - 1].1);
-        let filter = RowFilter::new(&["session_hash"], key_filter(hashes.clone(), "session_hash"));
-        let (stored, _) = lookup_events(input, &mut plan.events_read, (lo, hi), filter, Some(intervals.clone()), |_| true).await?;
-        let stored_columns: Vec<EventColumns<'_>> = stored.iter().map(EventColumns::new).collect();
-        let session_scope_keys =
-            (day_of(lo) - SESSION_DAYS_BACK..=day_of(hi)).flat_map(|d| input.buckets.iter().map(move |b| partition(d, *b))).collect::<BTreeSet<_>>();
-        plan.sessions_read.extend(session_scope_keys.iter().cloned());
-        let old = old_sessions(&input.tables.sessions, &session_scope_keys, hashes.clone()).await?;
-
-        // Every event of each identity: stored (minus the displaced) and new.
-        let all: Vec<EventColumns<'_>> = candidates.iter().cloned().chain(stored_columns.iter().cloned()).collect();
-        let offset = candidates.len() as u32;
-        let mut events: ahash::AHashMap<(&str, &str), Vec<RowRef>> = ahash::AHashMap::new();
-        for &(b, r) in new_rows {
-            let c = &candidates[b as usize];
-            events.entry(c.session(r as usize)).or_default().push((b, r));
+    let mut open: Vec<(&(String, String), &Vec<(i64, i64)>)> = seeds.iter().collect();
+    let mut session_scope_keys = BTreeSet::new();
+    while !open.is_empty() {
+        let widened = settle(input, plan, candidates, new_rows, &open, &ranges, &mut session_scope_keys).await?;
+        if !widened.is_empty() {
+            info!(identities = widened.len(), "sessions reach beyond the events read; reading further");
         }
-        for (b, c) in stored_columns.iter().enumerate() {
-            for r in 0..c.len() {
-                if !displaced.contains(c.event_key.value(r), c.source_object.value(r), c.line_number.value(r)) {
-                    events.entry(c.session(r)).or_default().push((offset + b as u32, r as u32));
-                }
+        open.retain(|(identity, _)| widened.contains_key(*identity));
+        ranges.extend(widened);
+    }
+    plan.counters.segment_rows = plan.segments.iter().map(|b| b.num_rows() as u64).sum();
+    plan.changes.sort();
+    plan.changes.dedup();
+    // Replaced rows start inside a region: files whose session starts
+    // all lie outside every region are neither probed nor rewritten.
+    let starts = Prune::new("session_start", crate::sessions::merge(&plan.regions.values().flatten().copied().collect::<Vec<_>>()));
+    let in_scope = |table: &Table| -> Vec<DataFile> {
+        table.files_where(|key| session_scope_keys.contains(key)).into_iter().filter(|f| starts.keeps_file(f)).collect()
+    };
+    plan.session_scope = in_scope(&input.tables.sessions);
+    plan.segment_scope = in_scope(&input.tables.segments);
+    Ok(())
+}
+
+/// One round of `recompute`: reads the events and stored sessions of the
+/// `open` identities within their ranges, recomputes those whose sessions
+/// lie within what was read into the plan, and returns the others with the
+/// range to read next.
+async fn settle(
+    input: &PlanInput<'_>,
+    plan: &mut Plan,
+    candidates: &[EventColumns<'_>],
+    new_rows: &[RowRef],
+    open: &[(&(String, String), &Vec<(i64, i64)>)],
+    ranges: &BTreeMap<(String, String), (i64, i64)>,
+    session_scope_keys: &mut BTreeSet<PartitionKey>,
+) -> Result<BTreeMap<(String, String), (i64, i64)>, SilverError> {
+    let intervals = crate::sessions::merge(&open.iter().map(|(identity, _)| ranges[*identity]).collect::<Vec<_>>());
+    let (lo, hi) = (intervals[0].0, intervals[intervals.len() - 1].1);
+    let hashes: Arc<KeySet> = Arc::new(open.iter().map(|((c, k), _)| key_hash(&[c, k])).collect());
+    let filter = RowFilter::new(&["session_hash"], key_filter(hashes.clone(), "session_hash"));
+    let (stored, _) = lookup_events(input, &mut plan.events_read, (lo, hi), filter, Some(intervals), |_| true).await?;
+    let stored_columns: Vec<EventColumns<'_>> = stored.iter().map(EventColumns::new).collect();
+    let round_scope =
+        (day_of(lo) - SESSION_DAYS_BACK..=day_of(hi)).flat_map(|d| input.buckets.iter().map(move |b| partition(d, *b))).collect::<BTreeSet<_>>();
+    plan.sessions_read.extend(round_scope.iter().cloned());
+    let old = old_sessions(&input.tables.sessions, &round_scope, hashes).await?;
+    session_scope_keys.extend(round_scope);
+
+    // Every event of each identity: stored (minus the displaced) and new.
+    let all: Vec<EventColumns<'_>> = candidates.iter().cloned().chain(stored_columns.iter().cloned()).collect();
+    let offset = candidates.len() as u32;
+    let mut events: ahash::AHashMap<(&str, &str), Vec<RowRef>> = ahash::AHashMap::new();
+    for &(b, r) in new_rows {
+        let c = &candidates[b as usize];
+        events.entry(c.session(r as usize)).or_default().push((b, r));
+    }
+    let displaced = &plan.displaced;
+    for (b, c) in stored_columns.iter().enumerate() {
+        for r in 0..c.len() {
+            if !displaced.contains(c.event_key.value(r), c.source_object.value(r), c.line_number.value(r)) {
+                events.entry(c.session(r)).or_default().push((offset + b as u32, r as u32));
             }
         }
-        let works: Vec<KeyWork<'_>> = seeds
+    }
+    let works: Vec<KeyWork<'_>> = open
+        .iter()
+        .map(|&((customer, key), times)| {
+            let read = ranges[&(customer.clone(), key.clone())];
+            let mut rows: Vec<_> = events
+                .get(&(customer.as_str(), key.as_str()))
+                .map(|rows| {
+                    rows.iter()
+                        .map(|&(b, r)| (all[b as usize].session_event(r as usize), (b, r)))
+                        .filter(|(e, _)| read.0 <= e.timestamp_micros && e.timestamp_micros <= read.1)
+                        .collect()
+                })
+                .unwrap_or_default();
+            rows.sort_by(|a: &(crate::segments::SessionEvent<'_>, RowRef), b| event_order(&a.0, &b.0));
+            KeyWork {
+                customer_id: customer,
+                session_key: key,
+                events: rows,
+                read,
+                seeds: times.clone(),
+                old: old
+                    .get(&(customer.clone(), key.clone()))
+                    .map(|rows| rows.iter().map(|s| (s.session_start, s.session_end)).collect())
+                    .unwrap_or_default(),
+            }
+        })
+        .collect();
+    // Whether a session reaches beyond the events read is known before the
+    // segments are computed: none are computed only to be dropped.
+    let mut widened = BTreeMap::new();
+    let mut settled: Vec<(&KeyWork<'_>, Split<'_>)> = Vec::with_capacity(works.len());
+    for (work, split) in works.iter().zip(map_on_cores(&works, |work| split(work, input.settings))) {
+        match split.widen {
+            Some(range) => {
+                widened.insert((work.customer_id.to_string(), work.session_key.to_string()), range);
+            }
+            None => settled.push((work, split)),
+        }
+    }
+    // Each core encodes its share's segments as it goes: they are most of a
+    // chunk's rows and need nothing from the other shares.
+    let shares: Vec<(Vec<Recomputed>, Result<RecordBatch, LakeError>)> = shares_on_cores(&settled, |share| {
+        let mut segments = SegmentBatchBuilder::default();
+        let results: Vec<Recomputed> = share
             .iter()
-            .map(|((customer, key), times)| {
-                let read = ranges[&(customer.clone(), key.clone())];
-                let mut rows: Vec<_> = events
-                    .get(&(customer.as_str(), key.as_str()))
-                    .map(|rows| {
-                        rows.iter()
-                            .map(|&(b, r)| (all[b as usize].session_event(r as usize), (b, r)))
-                            .filter(|(e, _)| read.0 <= e.timestamp_micros && e.timestamp_micros <= read.1)
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                rows.sort_by(|a: &(crate::segments::SessionEvent<'_>, RowRef), b| event_order(&a.0, &b.0));
-                KeyWork {
-                    customer_id: customer,
-                    session_key: key,
-                    events: rows,
-                    read,
-                    seeds: times.clone(),
-                    old: old
-                        .get(&(customer.clone(), key.clone()))
-                        .map(|rows| rows.iter().map(|s| (s.session_start, s.session_end)).collect())
-                        .unwrap_or_default(),
-                }
+            .map(|(work, split)| {
+                recompute_key(
+                    &all,
+                    work,
+                    split,
+                    input.settings,
+                    input.metadata,
+                    streamreel_tables::customer_bucket(work.customer_id, input.total_buckets),
+                    &mut segments,
+                )
             })
             .collect();
-        // Whether any session reaches beyond the events read is known before
-        // the segments are computed: none are computed only to be dropped.
-        let splits: Vec<Split<'_>> = map_on_cores(&works, |work| split(work, input.settings));
-        if splits.iter().any(|s| s.widen.is_some()) {
-            for (work, range) in works.iter().zip(&splits).filter_map(|(work, s)| s.widen.map(|range| (work, range))) {
-                ranges.insert((work.customer_id.to_string(), work.session_key.to_string()), range);
-            }
-            info!(identities = splits.iter().filter(|s| s.widen.is_some()).count(), "sessions reach beyond the events read; reading further");
-            continue;
-        }
-        // Each core encodes its share's segments as it goes: they are most
-        // of a chunk's rows and need nothing from the other shares.
-        let split_works: Vec<(&KeyWork<'_>, Split<'_>)> = works.iter().zip(splits).collect();
-        let shares: Vec<(Vec<Recomputed>, Result<RecordBatch, LakeError>)> = shares_on_cores(&split_works, |share| {
-            let mut segments = SegmentBatchBuilder::default();
-            let results: Vec<Recomputed> = share
-                .iter()
-                .map(|(work, split)| {
-                    recompute_key(
-                        &all,
-                        work,
-                        split,
-                        input.settings,
-                        input.metadata,
-                        streamreel_tables::customer_bucket(work.customer_id, input.total_buckets),
-                        &mut segments,
-                    )
-                })
-                .collect();
-            (results, segments.finish())
-        });
-        let mut results: Vec<Recomputed> = Vec::with_capacity(works.len());
-        let mut segments: Vec<RecordBatch> = Vec::with_capacity(shares.len());
-        for (share, encoded) in shares {
-            results.extend(share);
-            segments.push(encoded?);
-        }
-
-        // The stored rows these regions replace, and the change log.
-        let (window_start, window_end) = input.window.clone();
-        for (work, result) in works.iter().zip(results) {
-            let identity = (work.customer_id.to_string(), work.session_key.to_string());
-            let bucket = streamreel_tables::customer_bucket(work.customer_id, input.total_buckets) as i32;
-            for old in
-                old.get(&identity).into_iter().flatten().filter(|s| result.region.iter().any(|&(a, b)| a <= s.session_start && s.session_start <= b))
-            {
-                plan.changes.push(ChangeRow {
-                    customer_bucket: bucket,
-                    window_start: window_start.clone(),
-                    window_end: window_end.clone(),
-                    ..old.clone()
-                });
-            }
-            for new in &result.sessions {
-                plan.changes.push(ChangeRow {
-                    customer_id: new.customer_id.clone(),
-                    title_id: new.title_id.clone(),
-                    session_key: new.session_key.clone(),
-                    session_start: new.session_start,
-                    session_end: new.session_end,
-                    customer_bucket: bucket,
-                    window_start: window_start.clone(),
-                    window_end: window_end.clone(),
-                });
-            }
-            plan.counters.sessions_recomputed += result.session_count as u64;
-            plan.counters.session_rows += result.sessions.len() as u64;
-            plan.sessions.extend(result.sessions);
-            plan.regions.insert(identity, result.region);
-        }
-        plan.counters.segment_rows = segments.iter().map(|b| b.num_rows() as u64).sum();
-        plan.segments = segments;
-        plan.changes.sort();
-        plan.changes.dedup();
-        // Replaced rows start inside a region: files whose session starts
-        // all lie outside every region are neither probed nor rewritten.
-        let starts = Prune::new("session_start", crate::sessions::merge(&plan.regions.values().flatten().copied().collect::<Vec<_>>()));
-        let in_scope = |table: &Table| -> Vec<DataFile> {
-            table.files_where(|key| session_scope_keys.contains(key)).into_iter().filter(|f| starts.keeps_file(f)).collect()
-        };
-        plan.session_scope = in_scope(&input.tables.sessions);
-        plan.segment_scope = in_scope(&input.tables.segments);
-        return Ok(());
+        (results, segments.finish())
+    });
+    let mut results: Vec<Recomputed> = Vec::with_capacity(settled.len());
+    for (share, encoded) in shares {
+        results.extend(share);
+        plan.segments.push(encoded?);
     }
+
+    // The stored rows these regions replace, and the change log.
+    let (window_start, window_end) = input.window.clone();
+    for ((work, _), result) in settled.iter().zip(results) {
+        let identity = (work.customer_id.to_string(), work.session_key.to_string());
+        let bucket = streamreel_tables::customer_bucket(work.customer_id, input.total_buckets) as i32;
+        for old in
+            old.get(&identity).into_iter().flatten().filter(|s| result.region.iter().any(|&(a, b)| a <= s.session_start && s.session_start <= b))
+        {
+            plan.changes.push(ChangeRow {
+                customer_bucket: bucket,
+                window_start: window_start.clone(),
+                window_end: window_end.clone(),
+                ..old.clone()
+            });
+        }
+        for new in &result.sessions {
+            plan.changes.push(ChangeRow {
+                customer_id: new.customer_id.clone(),
+                title_id: new.title_id.clone(),
+                session_key: new.session_key.clone(),
+                session_start: new.session_start,
+                session_end: new.session_end,
+                customer_bucket: bucket,
+                window_start: window_start.clone(),
+                window_end: window_end.clone(),
+            });
+        }
+        plan.counters.sessions_recomputed += result.session_count as u64;
+        plan.counters.session_rows += result.sessions.len() as u64;
+        plan.sessions.extend(result.sessions);
+        plan.regions.insert(identity, result.region);
+    }
+    Ok(widened)
 }
 
 /// Stored session rows of the identities hashed in `hashes`, by identity,

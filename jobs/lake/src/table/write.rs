@@ -277,8 +277,9 @@ impl FileEncoder {
 
     /// One group's rows, sorted, as one file.
     fn encode_group(&self, batches: &[&RecordBatch], key: &PartitionKey, rows: &Positions) -> Result<EncodedFile> {
-        let sorted = self.sorted(batches, rows)?;
-        let part = self.file_batch(&gather(batches, &sorted).map_err(|e| self.failed("a partition", e))?)?;
+        let (batches, rows) = referenced(batches, rows);
+        let sorted = self.sorted(&batches, &rows)?;
+        let part = self.file_batch(&gather(&batches, &sorted).map_err(|e| self.failed("a partition", e))?)?;
         let mut open = self.new_file(key)?;
         self.append(&mut open, &part)?;
         self.encoded(open)
@@ -398,6 +399,26 @@ fn by_hour(times: &[&TimestampMicrosecondArray], rows: &Positions) -> Positions 
         rows.iter().map(|&(b, r)| (times[b].value(r).div_euclid(crate::time::MICROS_PER_HOUR), (b, r))).collect();
     keyed.sort_by_key(|(hour, _)| *hour);
     keyed.into_iter().map(|(_, row)| row).collect()
+}
+
+/// The batches that `positions` draw on, in order of first use, and the
+/// positions renumbered into them. A rewrite's rows come in many batches
+/// (a few from each file it rewrites) and each of its files draws on a few:
+/// sorting and copying visit every batch they are given, column by column.
+fn referenced<'a>(batches: &[&'a RecordBatch], positions: &Positions) -> (Vec<&'a RecordBatch>, Positions) {
+    let mut slot = vec![usize::MAX; batches.len()];
+    let mut used = Vec::new();
+    let positions = positions
+        .iter()
+        .map(|&(batch, row)| {
+            if slot[batch] == usize::MAX {
+                slot[batch] = used.len();
+                used.push(batches[batch]);
+            }
+            (slot[batch], row)
+        })
+        .collect();
+    (used, positions)
 }
 
 /// The rows at `positions`, in that order. Runs of consecutive rows of one
@@ -540,6 +561,17 @@ mod tests {
             let expected = interleave_record_batch(&batches, &positions).unwrap();
             assert_eq!(gather(&batches, &positions).unwrap(), expected);
         }
+    }
+
+    #[test]
+    fn a_group_keeps_only_the_batches_it_draws_on() {
+        let (a, b, c) = (batch(0, 5), batch(100, 5), batch(200, 5));
+        let batches = [&a, &b, &c];
+        let positions: Positions = vec![(2, 4), (0, 1), (2, 0), (0, 3)];
+        let (used, renumbered) = referenced(&batches, &positions);
+        assert_eq!(used, vec![&c, &a]);
+        assert_eq!(renumbered, vec![(0, 4), (1, 1), (0, 0), (1, 3)]);
+        assert_eq!(gather(&used, &renumbered).unwrap(), interleave_record_batch(&batches, &positions).unwrap());
     }
 
     #[test]
