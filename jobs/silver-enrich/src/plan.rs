@@ -449,7 +449,7 @@ async fn recompute(
             (key.clone(), (lo - LOOK_BACK, hi + LOOK_AHEAD))
         })
         .collect();
-    let mut open: Vec<(&(String, String), &Vec<(i64, i64)>)> = seeds.iter().collect();
+    let mut open: Vec<Seed<'_>> = seeds.iter().collect();
     let mut session_scope_keys = BTreeSet::new();
     while !open.is_empty() {
         let widened = settle(input, plan, candidates, new_rows, &open, &ranges, &mut session_scope_keys).await?;
@@ -473,6 +473,10 @@ async fn recompute(
     Ok(())
 }
 
+/// A session identity (customer, session key) and the times where its
+/// events came or went.
+type Seed<'a> = (&'a (String, String), &'a Vec<(i64, i64)>);
+
 /// One round of `recompute`: reads the events and stored sessions of the
 /// `open` identities within their ranges, recomputes those whose sessions
 /// lie within what was read into the plan, and returns the others with the
@@ -482,7 +486,7 @@ async fn settle(
     plan: &mut Plan,
     candidates: &[EventColumns<'_>],
     new_rows: &[RowRef],
-    open: &[(&(String, String), &Vec<(i64, i64)>)],
+    open: &[Seed<'_>],
     ranges: &BTreeMap<(String, String), (i64, i64)>,
     session_scope_keys: &mut BTreeSet<PartitionKey>,
 ) -> Result<BTreeMap<(String, String), (i64, i64)>, SilverError> {
