@@ -441,32 +441,32 @@ async fn recompute(
     new_rows: &[RowRef],
     seeds: BTreeMap<(String, String), Vec<(i64, i64)>>,
 ) -> Result<(), SilverError> {
-    let mut ranges: BTreeMap<(String, String), (i64, i64)> = seeds
+    let mut ranges: Ranges<'_> = seeds
         .iter()
-        .map(|(key, times)| {
+        .map(|(identity, times)| {
             let lo = times.iter().map(|t| t.0).min().expect("a seed");
             let hi = times.iter().map(|t| t.1).max().expect("a seed");
-            (key.clone(), (lo - LOOK_BACK, hi + LOOK_AHEAD))
+            (identity, (lo - LOOK_BACK, hi + LOOK_AHEAD))
         })
         .collect();
     let mut open: Vec<Seed<'_>> = seeds.iter().collect();
-    let mut session_scope_keys = BTreeSet::new();
     while !open.is_empty() {
-        let widened = settle(input, plan, candidates, new_rows, &open, &ranges, &mut session_scope_keys).await?;
+        let widened = settle(input, plan, candidates, new_rows, &open, &ranges).await?;
         if !widened.is_empty() {
             info!(identities = widened.len(), "sessions reach beyond the events read; reading further");
         }
-        open.retain(|(identity, _)| widened.contains_key(*identity));
+        open.retain(|(identity, _)| widened.contains_key(identity));
         ranges.extend(widened);
     }
     plan.counters.segment_rows = plan.segments.iter().map(|b| b.num_rows() as u64).sum();
     plan.changes.sort();
     plan.changes.dedup();
-    // Replaced rows start inside a region: files whose session starts
-    // all lie outside every region are neither probed nor rewritten.
+    // Replaced rows start inside a region: files of the partitions the
+    // rounds read whose session starts all lie outside every region are
+    // neither probed nor rewritten.
     let starts = Prune::new("session_start", crate::sessions::merge(&plan.regions.values().flatten().copied().collect::<Vec<_>>()));
     let in_scope = |table: &Table| -> Vec<DataFile> {
-        table.files_where(|key| session_scope_keys.contains(key)).into_iter().filter(|f| starts.keeps_file(f)).collect()
+        table.files_where(|key| plan.sessions_read.contains(key)).into_iter().filter(|f| starts.keeps_file(f)).collect()
     };
     plan.session_scope = in_scope(&input.tables.sessions);
     plan.segment_scope = in_scope(&input.tables.segments);
@@ -477,20 +477,22 @@ async fn recompute(
 /// events came or went.
 type Seed<'a> = (&'a (String, String), &'a Vec<(i64, i64)>);
 
+/// The time range of each identity whose events are (to be) read.
+type Ranges<'a> = BTreeMap<&'a (String, String), (i64, i64)>;
+
 /// One round of `recompute`: reads the events and stored sessions of the
 /// `open` identities within their ranges, recomputes those whose sessions
 /// lie within what was read into the plan, and returns the others with the
 /// range to read next.
-async fn settle(
+async fn settle<'s>(
     input: &PlanInput<'_>,
     plan: &mut Plan,
     candidates: &[EventColumns<'_>],
     new_rows: &[RowRef],
-    open: &[Seed<'_>],
-    ranges: &BTreeMap<(String, String), (i64, i64)>,
-    session_scope_keys: &mut BTreeSet<PartitionKey>,
-) -> Result<BTreeMap<(String, String), (i64, i64)>, SilverError> {
-    let intervals = crate::sessions::merge(&open.iter().map(|(identity, _)| ranges[*identity]).collect::<Vec<_>>());
+    open: &[Seed<'s>],
+    ranges: &Ranges<'s>,
+) -> Result<Ranges<'s>, SilverError> {
+    let intervals = crate::sessions::merge(&open.iter().map(|(identity, _)| ranges[identity]).collect::<Vec<_>>());
     let (lo, hi) = (intervals[0].0, intervals[intervals.len() - 1].1);
     let hashes: Arc<KeySet> = Arc::new(open.iter().map(|((c, k), _)| key_hash(&[c, k])).collect());
     let filter = RowFilter::new(&["session_hash"], key_filter(hashes.clone(), "session_hash"));
@@ -498,9 +500,8 @@ async fn settle(
     let stored_columns: Vec<EventColumns<'_>> = stored.iter().map(EventColumns::new).collect();
     let round_scope =
         (day_of(lo) - SESSION_DAYS_BACK..=day_of(hi)).flat_map(|d| input.buckets.iter().map(move |b| partition(d, *b))).collect::<BTreeSet<_>>();
-    plan.sessions_read.extend(round_scope.iter().cloned());
     let old = old_sessions(&input.tables.sessions, &round_scope, hashes).await?;
-    session_scope_keys.extend(round_scope);
+    plan.sessions_read.extend(round_scope);
 
     // Every event of each identity: stored (minus the displaced) and new.
     let all: Vec<EventColumns<'_>> = candidates.iter().cloned().chain(stored_columns.iter().cloned()).collect();
@@ -520,8 +521,9 @@ async fn settle(
     }
     let works: Vec<KeyWork<'_>> = open
         .iter()
-        .map(|&((customer, key), times)| {
-            let read = ranges[&(customer.clone(), key.clone())];
+        .map(|&(identity, times)| {
+            let (customer, key) = identity;
+            let read = ranges[identity];
             let mut rows: Vec<_> = events
                 .get(&(customer.as_str(), key.as_str()))
                 .map(|rows| {
@@ -538,21 +540,18 @@ async fn settle(
                 events: rows,
                 read,
                 seeds: times.clone(),
-                old: old
-                    .get(&(customer.clone(), key.clone()))
-                    .map(|rows| rows.iter().map(|s| (s.session_start, s.session_end)).collect())
-                    .unwrap_or_default(),
+                old: old.get(identity).map(|rows| rows.iter().map(|s| (s.session_start, s.session_end)).collect()).unwrap_or_default(),
             }
         })
         .collect();
     // Whether a session reaches beyond the events read is known before the
     // segments are computed: none are computed only to be dropped.
-    let mut widened = BTreeMap::new();
+    let mut widened = Ranges::new();
     let mut settled: Vec<(&KeyWork<'_>, Split<'_>)> = Vec::with_capacity(works.len());
-    for (work, split) in works.iter().zip(map_on_cores(&works, |work| split(work, input.settings))) {
+    for ((identity, _), (work, split)) in open.iter().zip(works.iter().zip(map_on_cores(&works, |work| split(work, input.settings)))) {
         match split.widen {
             Some(range) => {
-                widened.insert((work.customer_id.to_string(), work.session_key.to_string()), range);
+                widened.insert(*identity, range);
             }
             None => settled.push((work, split)),
         }
