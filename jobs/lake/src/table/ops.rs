@@ -3,14 +3,12 @@
 //! hold them), and replace whole partitions. Each returns the [`Change`] to
 //! commit, with the partitions it read.
 
+use deltalake::arrow::array::{BooleanArray, RecordBatch};
+use deltalake::arrow::compute::{filter_record_batch, not};
 use std::collections::BTreeSet;
-use std::sync::Arc;
-
-use deltalake::arrow::array::RecordBatch;
-use deltalake::arrow::compute::not;
 
 use super::{Change, DataFile, PartitionKey, ReadSet, RowFilter, Table};
-use crate::error::Result;
+use crate::error::{LakeError, Result};
 
 impl Table {
     /// New rows in new files: a blind append.
@@ -23,6 +21,11 @@ impl Table {
     /// Removes the rows of `scope`'s files that `matches` selects, by
     /// rewriting those files without them, and adds `rows`. The plan read
     /// `reads` (at least the partitions of `scope`).
+    ///
+    /// Each scope file is read once, whole: the plans that call this scope
+    /// files most of which hold a match, and probing the filter columns
+    /// first, then reading the hit files again, opened and decoded every
+    /// file twice.
     pub async fn replace_rows(
         &self,
         scope: Vec<DataFile>,
@@ -32,12 +35,19 @@ impl Table {
     ) -> Result<Change> {
         let mut reads = reads;
         reads.extend(scope.iter().map(|f| f.partition.clone()));
-        let probed =
-            self.scan(scope).columns(&matches.columns.iter().map(String::as_str).collect::<Vec<_>>()).filter(matches.clone()).read_per_file().await?;
-        let hit: Vec<DataFile> = probed.into_iter().filter(|(_, batches)| batches.iter().any(|b| b.num_rows() > 0)).map(|(file, _)| file).collect();
-        let keep = matches.keep.clone();
-        let others = RowFilter { columns: matches.columns.clone(), keep: Arc::new(move |batch| not(&keep(batch)).expect("boolean not")) };
-        let mut kept: Vec<RecordBatch> = self.scan(hit.clone()).filter(others).read().await?;
+        let mut hit = Vec::new();
+        let mut kept: Vec<RecordBatch> = Vec::new();
+        for (file, batches) in self.scan(scope).read_per_file().await? {
+            let selected = batches.iter().map(|batch| matches.select(batch)).collect::<Result<Vec<BooleanArray>>>()?;
+            if selected.iter().all(|s| s.true_count() == 0) {
+                continue;
+            }
+            for (batch, selected) in batches.iter().zip(&selected) {
+                let others = not(selected).map_err(|e| LakeError::data("rows to keep", e))?;
+                kept.push(filter_record_batch(batch, &others).map_err(|e| LakeError::data("rows to keep", e))?);
+            }
+            hit.push(file);
+        }
         kept.extend(rows.iter().cloned());
         let mut writer = self.writer();
         writer.write_partitioned(&kept).await?;
@@ -52,5 +62,81 @@ impl Table {
         writer.write_partitioned(rows).await?;
         let reads = if self.spec().partition_columns.is_empty() { ReadSet::Table } else { ReadSet::Partitions(partitions) };
         Ok(Change { adds: writer.finish().await?, removes, reads, compaction: false })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::sync::{Arc, LazyLock};
+
+    use deltalake::arrow::array::{AsArray, Int32Array, Int64Array, StringArray};
+    use deltalake::arrow::datatypes::{DataType, Field, Int32Type, Int64Type, Schema};
+
+    use super::*;
+    use crate::Location;
+    use crate::table::{CommitMeta, TableSpec};
+
+    static SPEC: LazyLock<TableSpec> = LazyLock::new(|| TableSpec {
+        path: "test/rows",
+        schema: Arc::new(Schema::new(vec![
+            Field::new("name", DataType::Utf8, false),
+            Field::new("value", DataType::Int64, false),
+            Field::new("part", DataType::Int32, false),
+        ])),
+        partition_columns: &["part"],
+        stats_columns: &[],
+        plain_columns: &[],
+        sort_columns: &["value"],
+        file_hours: None,
+        sort_by_hour: false,
+        row_group_rows: 1024,
+        bucketed: false,
+        private: false,
+        key_columns: &[],
+    });
+
+    fn rows(rows: &[(&str, i64, i32)]) -> RecordBatch {
+        let names: StringArray = rows.iter().map(|r| Some(r.0)).collect();
+        let values: Int64Array = rows.iter().map(|r| r.1).collect();
+        let parts: Int32Array = rows.iter().map(|r| r.2).collect();
+        RecordBatch::try_new(SPEC.schema.clone(), vec![Arc::new(names), Arc::new(values), Arc::new(parts)]).unwrap()
+    }
+
+    async fn stored(lake: &Location) -> Vec<(String, i64, i32)> {
+        let table = Table::open(lake, &SPEC, 1).await.unwrap();
+        let mut found = Vec::new();
+        for batch in table.scan(table.files().to_vec()).read().await.unwrap() {
+            let (names, values, parts) =
+                (batch.column(0).as_string::<i32>(), batch.column(1).as_primitive::<Int64Type>(), batch.column(2).as_primitive::<Int32Type>());
+            found.extend((0..batch.num_rows()).map(|i| (names.value(i).to_string(), values.value(i), parts.value(i))));
+        }
+        found.sort();
+        found
+    }
+
+    #[tokio::test]
+    async fn replacing_rows_rewrites_only_the_files_that_hold_a_match() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Location::parse(dir.path().to_str().unwrap()).unwrap();
+        let meta = CommitMeta { worker: "test".into(), run_id: "run".into(), window: None, shard: None };
+        let mut table = Table::open(&lake, &SPEC, 1).await.unwrap();
+        let change = table.append(&[rows(&[("a", 1, 0), ("b", 2, 0), ("c", 3, 1), ("d", 4, 2)])]).await.unwrap();
+        table.commit(change, &meta).await.unwrap();
+        let mut table = Table::open(&lake, &SPEC, 1).await.unwrap();
+        assert_eq!(table.files().len(), 3);
+
+        // The filter reads its own column by position, as scans hand it only
+        // the filter's columns.
+        let matches =
+            RowFilter::new(&["value"], |batch| batch.column(0).as_primitive::<Int64Type>().iter().map(|v| Some(matches!(v, Some(2 | 4)))).collect());
+        let change = table.replace_rows(table.files().to_vec(), matches, &[rows(&[("e", 5, 0)])], BTreeSet::new()).await.unwrap();
+        let removed: BTreeSet<PartitionKey> = change.removes.iter().map(|f| f.partition.clone()).collect();
+        assert_eq!(removed, BTreeSet::from([vec![Some("0".to_string())], vec![Some("2".to_string())]]), "only the files holding b and d");
+        assert!(matches!(&change.reads, ReadSet::Partitions(reads) if reads.len() == 3));
+        table.commit(change, &meta).await.unwrap();
+
+        let expected: Vec<(String, i64, i32)> = [("a", 1, 0), ("c", 3, 1), ("e", 5, 0)].iter().map(|(n, v, p)| (n.to_string(), *v, *p)).collect();
+        assert_eq!(stored(&lake).await, expected);
     }
 }

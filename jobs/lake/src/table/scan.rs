@@ -63,6 +63,18 @@ impl RowFilter {
     pub fn new(columns: &[&str], keep: impl Fn(&RecordBatch) -> BooleanArray + Send + Sync + 'static) -> RowFilter {
         RowFilter { columns: columns.iter().map(|c| c.to_string()).collect(), keep: Arc::new(keep) }
     }
+
+    /// The filter over a batch that holds (at least) its columns: `keep`
+    /// sees only those, as it does in a scan.
+    pub fn select(&self, batch: &RecordBatch) -> Result<BooleanArray> {
+        let indices = self
+            .columns
+            .iter()
+            .map(|c| batch.schema().index_of(c).map_err(|e| LakeError::data("a row filter's columns", e)))
+            .collect::<Result<Vec<usize>>>()?;
+        let columns = batch.project(&indices).map_err(|e| LakeError::data("a row filter's columns", e))?;
+        Ok((self.keep)(&columns))
+    }
 }
 
 /// A read of some files of one table.
