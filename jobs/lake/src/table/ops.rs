@@ -3,9 +3,10 @@
 //! hold them), and replace whole partitions. Each returns the [`Change`] to
 //! commit, with the partitions it read.
 
+use std::collections::BTreeSet;
+
 use deltalake::arrow::array::{BooleanArray, RecordBatch};
 use deltalake::arrow::compute::{filter_record_batch, not};
-use std::collections::BTreeSet;
 
 use super::{Change, DataFile, PartitionKey, ReadSet, RowFilter, Table};
 use crate::error::{LakeError, Result};
@@ -22,10 +23,10 @@ impl Table {
     /// rewriting those files without them, and adds `rows`. The plan read
     /// `reads` (at least the partitions of `scope`).
     ///
-    /// Each scope file is read once, whole: the plans that call this scope
-    /// files most of which hold a match, and probing the filter columns
-    /// first, then reading the hit files again, opened and decoded every
-    /// file twice.
+    /// Each file in scope is read once, whole, and split in memory: nearly
+    /// every file a plan puts in scope holds a match, so probing the filter
+    /// columns first and then reading the hit files again opened and
+    /// decoded almost every file twice.
     pub async fn replace_rows(
         &self,
         scope: Vec<DataFile>,
