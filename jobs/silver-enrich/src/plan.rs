@@ -463,7 +463,7 @@ async fn recompute(
     plan.changes.dedup();
     // Replaced rows start inside a region: files of the partitions the
     // rounds read whose session starts all lie outside every region are
-    // neither probed nor rewritten.
+    // neither read nor rewritten.
     let starts = Prune::new("session_start", crate::sessions::merge(&plan.regions.values().flatten().copied().collect::<Vec<_>>()));
     let in_scope = |table: &Table| -> Vec<DataFile> {
         table.files_where(|key| plan.sessions_read.contains(key)).into_iter().filter(|f| starts.keeps_file(f)).collect()
