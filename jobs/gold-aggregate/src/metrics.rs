@@ -3,7 +3,10 @@
 //! sums of the title-level tables (per video and day, retention, quality of
 //! service, concurrency), which `finalize` adds up over buckets.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
+use std::hash::Hash;
+
+use ahash::{AHashMap, AHashSet};
 
 use streamreel_lake::config::MetricSettings;
 use streamreel_lake::rows::positive_zero;
@@ -16,32 +19,59 @@ use streamreel_tables::silver::SessionRow;
 pub const WATCH_EXCEEDS_DURATION: &str = "watch_exceeds_duration";
 pub const MISSING_METADATA: &str = "missing_metadata";
 
+/// The numbers of one viewer-video (all of a customer's sessions of a
+/// title, or those of one `video_daily` group), before any text is copied.
+struct Measures<'a> {
+    first: &'a SessionRow,
+    duration: Option<f64>,
+    total: f64,
+    union: Vec<(f64, f64)>,
+    unique: f64,
+    max_position: f64,
+    completion_count: i64,
+    score: Option<f64>,
+}
+
+impl<'a> Measures<'a> {
+    fn of(sessions: &[&'a SessionRow], settings: &MetricSettings) -> Measures<'a> {
+        let first = sessions.iter().min_by_key(|s| (s.session_start, s.session_key.as_str())).expect("a viewer-video has sessions");
+        let duration = sessions.iter().filter_map(|s| s.duration_seconds).reduce(f64::max);
+        let total: f64 = sessions.iter().map(|s| s.watched_seconds).sum();
+        let mut intervals: Vec<(f64, f64)> = sessions.iter().flat_map(|s| pairs(&s.watched_intervals)).collect();
+        let union = merge_intervals(&mut intervals);
+        let unique: f64 = union.iter().map(|(a, b)| b - a).sum();
+        let max_position = sessions.iter().map(|s| s.max_position_seconds).fold(0.0, f64::max);
+        let completion_count = sessions.iter().filter(|s| s.completed).count() as i64;
+        let score = duration.map(|d| {
+            let w = &settings.engagement_weights;
+            let raw = 100.0
+                * (w.unique * (unique / d).min(1.0)
+                    + w.reach * (max_position / d).min(1.0)
+                    + w.completed * f64::from(u8::from(completion_count > 0)));
+            // 100 · (0.6 + 0.3 + 0.1) is 99.999… in binary floating point: round
+            // away the representation error so tier boundaries hold exactly.
+            positive_zero((raw * 1e9).round() / 1e9)
+        });
+        Measures { first, duration, total, union, unique, max_position, completion_count, score }
+    }
+
+    /// `value` as a percentage of the duration, when it is known.
+    fn percent(&self, value: f64) -> Option<f64> {
+        self.duration.map(|d| positive_zero(100.0 * value / d))
+    }
+}
+
 /// Aggregates all of one (customer, title)'s sessions, for all time.
 pub fn engagement(sessions: &[&SessionRow], settings: &MetricSettings, metadata: &Metadata, loaded_at: i64) -> EngagementRow {
-    let first = sessions.iter().min_by_key(|s| (s.session_start, s.session_key.as_str())).expect("a viewer-video has sessions");
-    let duration = sessions.iter().filter_map(|s| s.duration_seconds).reduce(f64::max);
-    let total: f64 = sessions.iter().map(|s| s.watched_seconds).sum();
-    let mut intervals: Vec<(f64, f64)> = sessions.iter().flat_map(|s| pairs(&s.watched_intervals)).collect();
-    let union = merge_intervals(&mut intervals);
-    let unique: f64 = union.iter().map(|(a, b)| b - a).sum();
-    let max_position = sessions.iter().map(|s| s.max_position_seconds).fold(0.0, f64::max);
+    let m = Measures::of(sessions, settings);
+    let (first, duration) = (m.first, m.duration);
     let session_count = sessions.len() as i64;
-    let completion_count = sessions.iter().filter(|s| s.completed).count() as i64;
     let pause_count: i64 = sessions.iter().map(|s| s.pause_count).sum();
-    let percent = |value: f64| duration.map(|d| positive_zero(100.0 * value / d));
-    let score = duration.map(|d| {
-        let w = &settings.engagement_weights;
-        let raw = 100.0
-            * (w.unique * (unique / d).min(1.0) + w.reach * (max_position / d).min(1.0) + w.completed * f64::from(u8::from(completion_count > 0)));
-        // 100 · (0.6 + 0.3 + 0.1) is 99.999… in binary floating point: round
-        // away the representation error so tier boundaries hold exactly.
-        positive_zero((raw * 1e9).round() / 1e9)
-    });
     let mut flags: BTreeSet<String> = sessions.iter().flat_map(|s| s.quality_flags.iter().cloned()).collect();
     if duration.is_none() {
         flags.insert(MISSING_METADATA.into());
     }
-    if duration.is_some_and(|d| total > d) {
+    if duration.is_some_and(|d| m.total > d) {
         flags.insert(WATCH_EXCEEDS_DURATION.into());
     }
     let video = metadata.get(&first.title_id);
@@ -54,14 +84,14 @@ pub fn engagement(sessions: &[&SessionRow], settings: &MetricSettings, metadata:
         country: dim(&first.country),
         device_type: dim(&first.device_type),
         duration_seconds: duration,
-        total_watch_seconds: positive_zero(total),
-        unique_watch_seconds: positive_zero(unique),
-        max_position_seconds: positive_zero(max_position),
-        watch_percentage: percent(total),
-        unique_watch_percentage: percent(unique),
-        completion_percentage: percent(max_position),
+        total_watch_seconds: positive_zero(m.total),
+        unique_watch_seconds: positive_zero(m.unique),
+        max_position_seconds: positive_zero(m.max_position),
+        watch_percentage: m.percent(m.total),
+        unique_watch_percentage: m.percent(m.unique),
+        completion_percentage: m.percent(m.max_position),
         session_count,
-        completion_count,
+        completion_count: m.completion_count,
         pause_count,
         avg_pauses_per_session: positive_zero(pause_count as f64 / session_count as f64),
         forward_skips: sessions.iter().map(|s| s.forward_skips).sum(),
@@ -69,10 +99,10 @@ pub fn engagement(sessions: &[&SessionRow], settings: &MetricSettings, metadata:
         seek_count: sessions.iter().map(|s| s.seek_count).sum(),
         first_watched_at: sessions.iter().map(|s| s.first_playback_at).min().unwrap_or(0),
         last_watched_at: sessions.iter().map(|s| s.last_playback_at).max().unwrap_or(0),
-        engagement_score: score,
-        engagement_tier: tier(score, settings).to_string(),
+        engagement_score: m.score,
+        engagement_tier: tier(m.score, settings).to_string(),
         quality_flags: flags.into_iter().collect(),
-        unique_watch_intervals: flatten(&union),
+        unique_watch_intervals: flatten(&m.union),
         _loaded_at: loaded_at,
         customer_bucket: first.customer_bucket,
     }
@@ -98,6 +128,20 @@ fn dim_str(value: &Option<String>) -> &str {
     value.as_deref().unwrap_or("unknown")
 }
 
+/// `items` grouped by `key`, the groups in key order and each group's items
+/// in the order given: what a `BTreeMap<K, Vec<T>>` gives, for one hash per
+/// item where a tree search compares the item's texts with a dozen others.
+pub fn grouped<T, K: Hash + Eq + Ord>(items: impl IntoIterator<Item = T>, key: impl Fn(&T) -> K) -> Vec<(K, Vec<T>)> {
+    let mut groups: AHashMap<K, Vec<T>> = AHashMap::new();
+    for item in items {
+        groups.entry(key(&item)).or_default().push(item);
+    }
+    let mut groups: Vec<(K, Vec<T>)> = groups.into_iter().collect();
+    // Keys are distinct: the unstable sort has one result.
+    groups.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    groups
+}
+
 /// A session: (customer, session key, start).
 type SessionId<'a> = (&'a str, &'a str, i64);
 
@@ -108,36 +152,29 @@ fn session_id(s: &SessionRow) -> SessionId<'_> {
 /// One bucket's `video_daily` sums for the sessions that started on its
 /// days: per (day, title, country, device type), each viewer measured on
 /// their own sessions of the group with the viewer-video formulas.
-pub fn video_daily_parts(sessions: &[SessionRow], settings: &MetricSettings, metadata: &Metadata) -> Vec<VideoDailyPart> {
-    type Key<'a> = (i32, &'a str, &'a str, &'a str);
-    let mut groups: BTreeMap<Key, Vec<&SessionRow>> = BTreeMap::new();
-    for s in sessions {
-        groups.entry((s.event_date, &s.title_id, dim_str(&s.country), dim_str(&s.device_type))).or_default().push(s);
-    }
-    groups
+pub fn video_daily_parts(sessions: &[SessionRow], settings: &MetricSettings) -> Vec<VideoDailyPart> {
+    grouped(sessions, |s| (s.event_date, s.title_id.as_str(), dim_str(&s.country), dim_str(&s.device_type)))
         .into_iter()
         .map(|((event_date, title_id, country, device_type), rows)| {
-            let mut viewers: BTreeMap<&str, Vec<&SessionRow>> = BTreeMap::new();
-            for s in &rows {
-                viewers.entry(s.customer_id.as_str()).or_default().push(s);
-            }
-            let per_viewer: Vec<EngagementRow> = viewers.values().map(|own| engagement(own, settings, metadata, 0)).collect();
-            let sum = |f: fn(&EngagementRow) -> Option<f64>| -> (f64, i64) {
+            // Each viewer measured as `engagement` measures a viewer-video.
+            let viewers = grouped(rows.iter().copied(), |s| s.customer_id.as_str());
+            let per_viewer: Vec<Measures<'_>> = viewers.iter().map(|(_, own)| Measures::of(own, settings)).collect();
+            let sum = |f: &dyn Fn(&Measures<'_>) -> Option<f64>| -> (f64, i64) {
                 let values: Vec<f64> = per_viewer.iter().filter_map(f).collect();
                 (positive_zero(values.iter().sum()), values.len() as i64)
             };
-            let (watch_percentage_sum, watch_percentage_count) = sum(|e| e.watch_percentage);
-            let (completion_percentage_sum, completion_percentage_count) = sum(|e| e.completion_percentage);
-            let (engagement_score_sum, engagement_score_count) = sum(|e| e.engagement_score);
-            let distinct_sessions: BTreeSet<SessionId<'_>> = rows.iter().map(|s| session_id(s)).collect();
+            let (watch_percentage_sum, watch_percentage_count) = sum(&|m| m.percent(m.total));
+            let (completion_percentage_sum, completion_percentage_count) = sum(&|m| m.percent(m.max_position));
+            let (engagement_score_sum, engagement_score_count) = sum(&|m| m.score);
+            let distinct_sessions: AHashSet<SessionId<'_>> = rows.iter().map(|s| session_id(s)).collect();
             VideoDailyPart {
                 event_date,
                 viewers: per_viewer.len() as i64,
                 sessions: distinct_sessions.len() as i64,
                 session_rows: rows.len() as i64,
                 completed_rows: rows.iter().filter(|s| s.completed).count() as i64,
-                total_watch_seconds: positive_zero(per_viewer.iter().map(|e| e.total_watch_seconds).sum()),
-                unique_watch_seconds: positive_zero(per_viewer.iter().map(|e| e.unique_watch_seconds).sum()),
+                total_watch_seconds: positive_zero(per_viewer.iter().map(|m| positive_zero(m.total)).sum()),
+                unique_watch_seconds: positive_zero(per_viewer.iter().map(|m| positive_zero(m.unique)).sum()),
                 watch_percentage_sum,
                 watch_percentage_count,
                 completion_percentage_sum,
@@ -156,17 +193,13 @@ pub fn video_daily_parts(sessions: &[SessionRow], settings: &MetricSettings, met
 /// Per day (of session start) and viewer: what daily KPIs count distinct
 /// viewers from. Sessions are (session, video) pairs, as in `video_daily`.
 pub fn viewer_daily(sessions: &[SessionRow], loaded_at: i64) -> Vec<ViewerDailyRow> {
-    let mut groups: BTreeMap<(i32, &str), Vec<&SessionRow>> = BTreeMap::new();
-    for s in sessions {
-        groups.entry((s.event_date, s.customer_id.as_str())).or_default().push(s);
-    }
-    groups
+    grouped(sessions, |s| (s.event_date, s.customer_id.as_str()))
         .into_iter()
         .map(|((event_date, customer_id), rows)| ViewerDailyRow {
             event_date,
             customer_id: customer_id.to_string(),
             sessions: rows.len() as i64,
-            titles_watched: rows.iter().map(|s| s.title_id.as_str()).collect::<BTreeSet<_>>().len() as i64,
+            titles_watched: rows.iter().map(|s| s.title_id.as_str()).collect::<AHashSet<_>>().len() as i64,
             watch_seconds: positive_zero(rows.iter().map(|s| s.watched_seconds).sum()),
             completed_sessions: rows.iter().filter(|s| s.completed).count() as i64,
             _loaded_at: loaded_at,
@@ -213,39 +246,34 @@ pub fn retention_part(title_id: &str, duration: f64, viewers: &[&EngagementRow],
 /// are the session's last running totals; watch seconds are all of the
 /// session's watched segments.
 pub fn qos_parts(sessions: &[SessionRow]) -> Vec<QosPart> {
-    // One entry per session: its facts are repeated on each of its videos.
-    let mut distinct: BTreeMap<SessionId<'_>, &SessionRow> = BTreeMap::new();
-    for s in sessions {
-        distinct.entry(session_id(s)).or_insert(s);
-    }
-    type Key<'a> = (i64, &'a str, &'a str, &'a str, &'a str);
-    let mut groups: BTreeMap<Key, Vec<&SessionRow>> = BTreeMap::new();
-    for s in distinct.into_values() {
+    // One entry per session (its first row): its facts are repeated on each
+    // of its videos.
+    let distinct = grouped(sessions, |s| session_id(s)).into_iter().map(|(_, rows)| rows[0]);
+    grouped(distinct, |s| {
         let hour = s.session_start.div_euclid(MICROS_PER_HOUR) * MICROS_PER_HOUR;
-        groups.entry((hour, dim_str(&s.isp), dim_str(&s.device_type), dim_str(&s.country), dim_str(&s.quality))).or_default().push(s);
-    }
-    groups
-        .into_iter()
-        .map(|((event_hour, isp, device_type, country, quality), rows)| {
-            let bandwidths: Vec<f64> = rows.iter().filter_map(|s| s.session_avg_bandwidth_mbps).collect();
-            QosPart {
-                event_hour,
-                isp: isp.to_string(),
-                device_type: device_type.to_string(),
-                country: country.to_string(),
-                quality: quality.to_string(),
-                sessions: rows.len() as i64,
-                buffering_events: rows.iter().filter_map(|s| s.session_buffering_events).sum(),
-                buffering_seconds: positive_zero(rows.iter().filter_map(|s| s.session_buffering_seconds).sum()),
-                watch_seconds: positive_zero(rows.iter().map(|s| s.session_watched_seconds).sum()),
-                sessions_with_errors: rows.iter().filter(|s| s.session_error_count.unwrap_or(0) > 0).count() as i64,
-                bandwidth_sum: positive_zero(bandwidths.iter().sum()),
-                bandwidth_count: bandwidths.len() as i64,
-                event_date: rows[0].event_date,
-                customer_bucket: rows[0].customer_bucket,
-            }
-        })
-        .collect()
+        (hour, dim_str(&s.isp), dim_str(&s.device_type), dim_str(&s.country), dim_str(&s.quality))
+    })
+    .into_iter()
+    .map(|((event_hour, isp, device_type, country, quality), rows)| {
+        let bandwidths: Vec<f64> = rows.iter().filter_map(|s| s.session_avg_bandwidth_mbps).collect();
+        QosPart {
+            event_hour,
+            isp: isp.to_string(),
+            device_type: device_type.to_string(),
+            country: country.to_string(),
+            quality: quality.to_string(),
+            sessions: rows.len() as i64,
+            buffering_events: rows.iter().filter_map(|s| s.session_buffering_events).sum(),
+            buffering_seconds: positive_zero(rows.iter().filter_map(|s| s.session_buffering_seconds).sum()),
+            watch_seconds: positive_zero(rows.iter().map(|s| s.session_watched_seconds).sum()),
+            sessions_with_errors: rows.iter().filter(|s| s.session_error_count.unwrap_or(0) > 0).count() as i64,
+            bandwidth_sum: positive_zero(bandwidths.iter().sum()),
+            bandwidth_count: bandwidths.len() as i64,
+            event_date: rows[0].event_date,
+            customer_bucket: rows[0].customer_bucket,
+        }
+    })
+    .collect()
 }
 
 pub const INTERVAL_MICROS: i64 = 5 * 60 * 1_000_000;
@@ -257,7 +285,8 @@ pub const INTERVALS_PER_DAY: usize = 288;
 pub fn concurrency_parts(day: i32, sessions: &[SessionRow], customer_bucket: i32) -> Vec<ConcurrencyPart> {
     let day_start = day as i64 * MICROS_PER_DAY;
     let mut counts = vec![0i64; INTERVALS_PER_DAY];
-    let mut by_session: BTreeMap<SessionId<'_>, Vec<i64>> = BTreeMap::new();
+    // Counts add up in any order.
+    let mut by_session: AHashMap<SessionId<'_>, Vec<i64>> = AHashMap::new();
     for s in sessions {
         by_session.entry(session_id(s)).or_default().extend(s.playing_intervals.iter().copied());
     }
@@ -295,6 +324,20 @@ pub fn concurrency_parts(day: i32, sessions: &[SessionRow], customer_bucket: i32
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn groups_come_in_key_order_with_their_items_in_the_order_given() {
+        let items = ["b1", "a1", "c1", "a2", "b2", "a3"];
+        assert_eq!(grouped(items, |item| &item[..1]), vec![("a", vec!["a1", "a2", "a3"]), ("b", vec!["b1", "b2"]), ("c", vec!["c1"])]);
+        assert!(grouped(Vec::<&str>::new(), |item| *item).is_empty());
+        // As a BTreeMap groups them, with enough keys that a hash order is never the sorted one.
+        let items: Vec<(u32, u32)> = (0..2000).map(|i| ((i * 7919) % 97, i)).collect();
+        let mut expected: std::collections::BTreeMap<u32, Vec<(u32, u32)>> = Default::default();
+        for item in &items {
+            expected.entry(item.0).or_default().push(*item);
+        }
+        assert_eq!(grouped(items, |item| item.0), expected.into_iter().collect::<Vec<_>>());
+    }
 
     fn peter() -> SessionRow {
         SessionRow {
@@ -390,7 +433,7 @@ mod tests {
         idle.max_position_seconds = 0.0;
         let e = engagement(&[&idle], &MetricSettings::default(), &metadata(), 1);
         assert!(e.unique_watch_seconds.is_sign_positive() && e.total_watch_seconds.is_sign_positive());
-        let parts = video_daily_parts(&[idle], &MetricSettings::default(), &metadata());
+        let parts = video_daily_parts(&[idle], &MetricSettings::default());
         assert!(parts[0].unique_watch_seconds.is_sign_positive());
     }
 

@@ -4,7 +4,7 @@
 //! `silver/watch_sessions` for exactly the keys and days that changed, then
 //! one partition-replacing commit per table.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use ahash::{AHashMap, AHashSet};
 use futures::future::try_join_all;
@@ -26,7 +26,7 @@ use streamreel_tables::gold::{
 use streamreel_tables::silver::{SESSIONS, SessionRow, partition};
 
 use crate::changes::{BucketChanges, Changes};
-use crate::metrics::{concurrency_parts, engagement, qos_parts, retention_part, video_daily_parts, viewer_daily};
+use crate::metrics::{concurrency_parts, engagement, grouped, qos_parts, retention_part, video_daily_parts, viewer_daily};
 
 /// What a shard run wrote.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -203,14 +203,9 @@ fn compute_bucket(input: &ShardInput<'_>, read: &BucketRead<'_>) -> Result<Outpu
         (a.session_start, &a.customer_id, &a.session_key, &a.title_id).cmp(&(b.session_start, &b.customer_id, &b.session_key, &b.title_id))
     });
 
-    let mut by_key: BTreeMap<(&str, &str), Vec<&SessionRow>> = BTreeMap::new();
-    for s in &sessions {
-        let key = (s.customer_id.as_str(), s.title_id.as_str());
-        if pairs.contains(&key) {
-            by_key.entry(key).or_default().push(s);
-        }
-    }
-    let fresh: Vec<EngagementRow> = by_key.values().map(|own| engagement(own, input.settings, input.metadata, input.loaded_at)).collect();
+    let changed_sessions = sessions.iter().filter(|s| pairs.contains(&(s.customer_id.as_str(), s.title_id.as_str())));
+    let by_key = grouped(changed_sessions, |s| (s.customer_id.as_str(), s.title_id.as_str()));
+    let fresh: Vec<EngagementRow> = by_key.iter().map(|(_, own)| engagement(own, input.settings, input.metadata, input.loaded_at)).collect();
     out.counts.viewer_videos += fresh.len() as u64;
 
     // Retention of the changed titles, from every viewer of the bucket.
@@ -239,7 +234,7 @@ fn compute_bucket(input: &ShardInput<'_>, read: &BucketRead<'_>) -> Result<Outpu
     for &day in &changed.start_days {
         let of_day = days(day, day);
         out.viewer_daily.extend(viewer_daily(of_day, input.loaded_at));
-        out.video_daily_parts.extend(video_daily_parts(of_day, input.settings, input.metadata));
+        out.video_daily_parts.extend(video_daily_parts(of_day, input.settings));
         out.qos_parts.extend(qos_parts(of_day));
         out.day_partitions.insert(partition(day, bucket));
     }

@@ -116,7 +116,8 @@ pub fn to_silver(batch: &RecordBatch, with: &Enrichment<'_>) -> RecordBatch {
 
     let mut session_key = StringBuilder::with_capacity(rows, rows * 24);
     let mut canonical = StringBuilder::with_capacity(rows, rows * 8);
-    let (mut ip_hash, mut ip_key, mut ip_network) = (StringBuilder::new(), StringBuilder::new(), StringBuilder::new());
+    let (mut ip_hash, mut ip_key, mut ip_network) =
+        (StringBuilder::with_capacity(rows, rows * 32), StringBuilder::with_capacity(rows, rows * 8), StringBuilder::with_capacity(rows, rows * 16));
     let (mut title, mut genre, mut creator, mut extra) = (StringBuilder::new(), StringBuilder::new(), StringBuilder::new(), StringBuilder::new());
     let mut duration = Float64Builder::with_capacity(rows);
     let mut flags = ListBuilder::new(StringBuilder::new());
@@ -173,7 +174,7 @@ pub fn to_silver(batch: &RecordBatch, with: &Enrichment<'_>) -> RecordBatch {
                 flags.values().append_value(MISSING_METADATA);
             }
         }
-        if !invalid.value(i).is_empty() {
+        if invalid.value_length(i) > 0 {
             flags.values().append_value(INVALID_OPTIONAL_FIELD);
         }
         flags.append(true);

@@ -11,6 +11,7 @@ use streamreel_lake::arrow::array::{AsArray, BooleanArray, RecordBatch};
 use streamreel_lake::arrow::compute::filter_record_batch;
 use streamreel_lake::arrow::datatypes::{Int32Type, Int64Type, TimestampMicrosecondType};
 use streamreel_lake::cores::{map_on_cores, shares_on_cores};
+use streamreel_lake::rows::encode;
 use streamreel_lake::shard::key_hash;
 use streamreel_lake::table::key_filter::int_key;
 use streamreel_lake::table::{DataFile, PartitionKey, Prune, RowFilter, Table};
@@ -76,10 +77,13 @@ pub struct Plan {
     pub displaced_files: Vec<DataFile>,
     pub duplicates: Vec<DuplicateRow>,
     pub regions: Regions,
-    /// Segment rows, encoded where they were computed.
+    /// Segment, session and change-log rows, encoded while planning (the
+    /// segments and sessions on the cores that computed them): the write,
+    /// the longer half of a chunk beside the next chunk's plan, only sorts
+    /// and stores them.
     pub segments: Vec<RecordBatch>,
-    pub sessions: Vec<SessionRow>,
-    pub changes: Vec<ChangeRow>,
+    pub sessions: Vec<RecordBatch>,
+    pub changes: Vec<RecordBatch>,
     /// Stored session and segment files that may hold rows of the regions.
     pub session_scope: Vec<DataFile>,
     pub segment_scope: Vec<DataFile>,
@@ -450,8 +454,9 @@ async fn recompute(
         })
         .collect();
     let mut open: Vec<Seed<'_>> = seeds.iter().collect();
+    let mut changes: Vec<ChangeRow> = Vec::new();
     while !open.is_empty() {
-        let widened = settle(input, plan, candidates, new_rows, &open, &ranges).await?;
+        let widened = settle(input, plan, &mut changes, candidates, new_rows, &open, &ranges).await?;
         if !widened.is_empty() {
             info!(identities = widened.len(), "sessions reach beyond the events read; reading further");
         }
@@ -459,8 +464,9 @@ async fn recompute(
         ranges.extend(widened);
     }
     plan.counters.segment_rows = plan.segments.iter().map(|b| b.num_rows() as u64).sum();
-    plan.changes.sort();
-    plan.changes.dedup();
+    changes.sort();
+    changes.dedup();
+    plan.changes.push(encode(&CHANGES.schema, &changes)?);
     // Replaced rows start inside a region: files of the partitions the
     // rounds read whose session starts all lie outside every region are
     // neither read nor rewritten.
@@ -482,11 +488,12 @@ type Ranges<'a> = BTreeMap<&'a (String, String), (i64, i64)>;
 
 /// One round of `recompute`: reads the events and stored sessions of the
 /// `open` identities within their ranges, recomputes those whose sessions
-/// lie within what was read into the plan, and returns the others with the
-/// range to read next.
+/// lie within what was read into the plan (and their rows of the change
+/// log into `changes`), and returns the others with the range to read next.
 async fn settle<'s>(
     input: &PlanInput<'_>,
     plan: &mut Plan,
+    changes: &mut Vec<ChangeRow>,
     candidates: &[EventColumns<'_>],
     new_rows: &[RowRef],
     open: &[Seed<'s>],
@@ -556,9 +563,10 @@ async fn settle<'s>(
             None => settled.push((work, split)),
         }
     }
-    // Each core encodes its share's segments as it goes: they are most of a
-    // chunk's rows and need nothing from the other shares.
-    let shares: Vec<(Vec<Recomputed>, Result<RecordBatch, LakeError>)> = shares_on_cores(&settled, |share| {
+    // Each core encodes its share's segments as it goes, and its sessions:
+    // they are most of a chunk's rows and need nothing from the other shares.
+    type Share = (Vec<Recomputed>, Result<RecordBatch, LakeError>, Result<RecordBatch, LakeError>);
+    let shares: Vec<Share> = shares_on_cores(&settled, |share| {
         let mut segments = SegmentBatchBuilder::default();
         let results: Vec<Recomputed> = share
             .iter()
@@ -574,12 +582,14 @@ async fn settle<'s>(
                 )
             })
             .collect();
-        (results, segments.finish())
+        let sessions = encode(&SESSIONS.schema, &results.iter().flat_map(|r| &r.sessions).collect::<Vec<&SessionRow>>());
+        (results, segments.finish(), sessions)
     });
     let mut results: Vec<Recomputed> = Vec::with_capacity(settled.len());
-    for (share, encoded) in shares {
+    for (share, segments, sessions) in shares {
         results.extend(share);
-        plan.segments.push(encoded?);
+        plan.segments.push(segments?);
+        plan.sessions.push(sessions?);
     }
 
     // The stored rows these regions replace, and the change log.
@@ -590,15 +600,10 @@ async fn settle<'s>(
         for old in
             old.get(&identity).into_iter().flatten().filter(|s| result.region.iter().any(|&(a, b)| a <= s.session_start && s.session_start <= b))
         {
-            plan.changes.push(ChangeRow {
-                customer_bucket: bucket,
-                window_start: window_start.clone(),
-                window_end: window_end.clone(),
-                ..old.clone()
-            });
+            changes.push(ChangeRow { customer_bucket: bucket, window_start: window_start.clone(), window_end: window_end.clone(), ..old.clone() });
         }
         for new in &result.sessions {
-            plan.changes.push(ChangeRow {
+            changes.push(ChangeRow {
                 customer_id: new.customer_id.clone(),
                 title_id: new.title_id.clone(),
                 session_key: new.session_key.clone(),
@@ -611,7 +616,6 @@ async fn settle<'s>(
         }
         plan.counters.sessions_recomputed += result.session_count as u64;
         plan.counters.session_rows += result.sessions.len() as u64;
-        plan.sessions.extend(result.sessions);
         plan.regions.insert(identity, result.region);
     }
     Ok(widened)

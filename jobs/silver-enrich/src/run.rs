@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 use streamreel_lake::LakeError;
-use streamreel_lake::arrow::array::{AsArray, RecordBatch, UInt32Array};
+use streamreel_lake::arrow::array::{Array, AsArray, ListArray, RecordBatch, UInt32Array};
 use streamreel_lake::arrow::compute::take_record_batch;
 use streamreel_lake::arrow::datatypes::Int32Type;
 use streamreel_lake::cores::map_on_cores;
@@ -171,7 +171,7 @@ fn even_groups(items: &[u32], largest: usize) -> Vec<BTreeSet<u32>> {
 const FILES_PER_READ: usize = 16;
 
 /// Reads the window's bronze rows of the shard's buckets once, enriches them
-/// and parks each row in the spill part of its chunk, in bronze order. The
+/// and parks each row in the spill part of its chunk, by bucket in bronze order. The
 /// next group of files is read while one is enriched: either alone left a
 /// core idle for much of this phase.
 async fn enrich_into_spill(
@@ -231,7 +231,9 @@ async fn enrich_into_spill(
 
 /// The rows of an enriched batch by the chunk of their bucket (`chunk_of`,
 /// indexed by bucket); rows of buckets in no chunk are left out. One copy
-/// orders the rows by chunk; each chunk's rows are a slice of it.
+/// orders the rows by chunk and, within a chunk, by bucket (the partition
+/// their files go to: long runs of one partition are written to a file
+/// without being copied again); each chunk's rows are a slice of it.
 fn by_chunk(candidates: RecordBatch, chunk_of: &[Option<usize>]) -> Result<Vec<(usize, RecordBatch)>, LakeError> {
     let buckets = candidates.column_by_name(CUSTOMER_BUCKET).expect("customer_bucket").as_primitive::<Int32Type>();
     let mut rows: Vec<(usize, u32)> =
@@ -239,8 +241,8 @@ fn by_chunk(candidates: RecordBatch, chunk_of: &[Option<usize>]) -> Result<Vec<(
     if rows.first().is_some_and(|(first, _)| rows.len() == candidates.num_rows() && rows.iter().all(|(part, _)| part == first)) {
         return Ok(vec![(rows[0].0, candidates)]);
     }
-    // Stable: each chunk keeps the batch's row order.
-    rows.sort_by_key(|(part, _)| *part);
+    // Stable: each bucket keeps the batch's row order.
+    rows.sort_by_key(|&(part, row)| (part, buckets.value(row as usize)));
     let indices: UInt32Array = rows.iter().map(|(_, row)| *row).collect();
     let ordered = take_record_batch(&candidates, &indices).map_err(|e| LakeError::data("parking enriched rows by chunk", e))?;
     let mut parts = Vec::new();
@@ -348,28 +350,44 @@ async fn finished(written: JoinHandle<Result<SilverReport, SilverError>>) -> Res
 /// Per optional field, the events that came with a value it cannot hold;
 /// and the events of titles missing from the metadata.
 fn quality_counts(candidates: &[RecordBatch]) -> (BTreeMap<String, u64>, u64) {
-    let mut invalid: HashMap<String, u64> = HashMap::new();
+    let mut invalid: HashMap<&str, u64> = HashMap::new();
     let mut missing = 0;
     for batch in candidates {
         let fields = batch.column_by_name("invalid_fields").expect("invalid_fields").as_list::<i32>();
-        for list in fields.iter().flatten() {
-            for field in list.as_string::<i32>().iter().flatten() {
-                *invalid.entry(field.to_string()).or_default() += 1;
+        for_each_item(fields, |_, field| *invalid.entry(field).or_default() += 1);
+        let flags = batch.column_by_name("quality_flags").expect("quality_flags").as_list::<i32>();
+        let mut last_missing = None;
+        for_each_item(flags, |row, flag| {
+            if flag == crate::enrich::MISSING_METADATA && last_missing != Some(row) {
+                last_missing = Some(row);
+                missing += 1;
+            }
+        });
+    }
+    (invalid.into_iter().map(|(field, n)| (field.to_string(), n)).collect(), missing)
+}
+
+/// Calls `each` with the row and text of every item of a list of texts, in
+/// order. Reads the flat values by offset: a list array per row (what
+/// iterating the lists gives) costs more than the counting.
+fn for_each_item<'a>(lists: &'a ListArray, mut each: impl FnMut(usize, &'a str)) {
+    let items = lists.values().as_string::<i32>();
+    for (row, range) in lists.value_offsets().windows(2).enumerate() {
+        if lists.is_valid(row) {
+            for item in range[0] as usize..range[1] as usize {
+                if items.is_valid(item) {
+                    each(row, items.value(item));
+                }
             }
         }
-        let flags = batch.column_by_name("quality_flags").expect("quality_flags").as_list::<i32>();
-        missing +=
-            flags.iter().flatten().filter(|list| list.as_string::<i32>().iter().flatten().any(|f| f == crate::enrich::MISSING_METADATA)).count()
-                as u64;
     }
-    (invalid.into_iter().collect(), missing)
 }
 
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
 
-    use streamreel_lake::arrow::array::{Int32Array, Int64Array};
+    use streamreel_lake::arrow::array::{ArrayRef, Int32Array, Int64Array, ListBuilder, StringBuilder};
     use streamreel_lake::arrow::datatypes::{DataType, Field, Int64Type, Schema};
 
     use super::*;
@@ -385,12 +403,12 @@ mod tests {
     }
 
     #[test]
-    fn rows_go_to_the_chunk_of_their_bucket_in_order() {
+    fn rows_go_to_the_chunk_of_their_bucket_by_bucket_in_order() {
         // Buckets 0 and 3 in chunk 1, bucket 2 in chunk 0, bucket 1 in none.
         let chunk_of = [Some(1), None, Some(0), Some(1)];
-        let parts = by_chunk(batch(&[0, 1, 2, 3, 0, 2]), &chunk_of).unwrap();
+        let parts = by_chunk(batch(&[3, 1, 2, 0, 3, 0, 2]), &chunk_of).unwrap();
         let found: Vec<(usize, Vec<i64>)> = parts.iter().map(|(part, b)| (*part, rows(b))).collect();
-        assert_eq!(found, vec![(0, vec![2, 5]), (1, vec![0, 3, 4])]);
+        assert_eq!(found, vec![(0, vec![2, 6]), (1, vec![3, 5, 0, 4])]);
     }
 
     #[test]
@@ -403,6 +421,39 @@ mod tests {
         assert!(sizes(0, 4).is_empty());
         let groups = even_groups(&[7, 8, 9, 10, 11], 2);
         assert_eq!(groups.into_iter().flatten().collect::<Vec<_>>(), vec![7, 8, 9, 10, 11]);
+    }
+
+    fn texts(rows: &[Option<&[Option<&str>]>]) -> ListArray {
+        let mut lists = ListBuilder::new(StringBuilder::new());
+        for row in rows {
+            match row {
+                Some(items) => {
+                    for item in *items {
+                        lists.values().append_option(*item);
+                    }
+                    lists.append(true);
+                }
+                None => lists.append(false),
+            }
+        }
+        lists.finish()
+    }
+
+    #[test]
+    fn quality_counts_count_events_per_field_and_missing_titles_once_each() {
+        let missing = Some(crate::enrich::MISSING_METADATA);
+        let invalid = texts(&[Some(&[Some("quality"), Some("isp")]), None, Some(&[]), Some(&[Some("quality"), None]), Some(&[Some("isp")])]);
+        let flags = texts(&[Some(&[missing]), Some(&[]), None, Some(&[Some("other"), missing, missing]), Some(&[missing])]);
+        let batch =
+            RecordBatch::try_from_iter(vec![("invalid_fields", Arc::new(invalid) as ArrayRef), ("quality_flags", Arc::new(flags) as ArrayRef)])
+                .unwrap();
+        let (fields, missing) = quality_counts(std::slice::from_ref(&batch));
+        assert_eq!(fields, BTreeMap::from([("isp".to_string(), 2), ("quality".to_string(), 2)]));
+        assert_eq!(missing, 3);
+        // A slice counts only its own rows (its offsets point into the whole values).
+        let (fields, missing) = quality_counts(&[batch.slice(3, 2)]);
+        assert_eq!(fields, BTreeMap::from([("isp".to_string(), 1), ("quality".to_string(), 1)]));
+        assert_eq!(missing, 2);
     }
 
     #[test]

@@ -13,13 +13,13 @@ use streamreel_lake::arrow::datatypes::{Int64Type, TimestampMicrosecondType};
 use streamreel_lake::rows::{decode, encode};
 use streamreel_lake::shard::key_hash;
 use streamreel_lake::table::{Change, CommitMeta, PartitionKey, ReadSet, RowFilter, Table};
-use streamreel_tables::silver::{CHANGES, DUPLICATES, DuplicateRow, SESSIONS, partition};
+use streamreel_tables::silver::{DUPLICATES, DuplicateRow, partition};
 
 use crate::error::SilverError;
 use crate::plan::{Plan, Regions, Tables};
 
 pub async fn apply(tables: &mut Tables, plan: Plan, meta: &CommitMeta) -> Result<(), SilverError> {
-    let changes = tables.changes.append(&[encode(&CHANGES.schema, &plan.changes)?]).await?;
+    let changes = tables.changes.append(&plan.changes).await?;
     tables.changes.commit(changes, meta).await?;
 
     let duplicates = duplicates_change(&tables.duplicates, plan.duplicates, plan.duplicates_read).await?;
@@ -28,8 +28,7 @@ pub async fn apply(tables: &mut Tables, plan: Plan, meta: &CommitMeta) -> Result
     let regions = region_filter(plan.regions);
     let segments = tables.segments.replace_rows(plan.segment_scope, regions.clone(), &plan.segments, plan.sessions_read.clone()).await?;
     tables.segments.commit(segments, meta).await?;
-    let sessions =
-        tables.sessions.replace_rows(plan.session_scope, regions, &[encode(&SESSIONS.schema, &plan.sessions)?], plan.sessions_read).await?;
+    let sessions = tables.sessions.replace_rows(plan.session_scope, regions, &plan.sessions, plan.sessions_read).await?;
     tables.sessions.commit(sessions, meta).await?;
 
     let displaced = Arc::new(plan.displaced);

@@ -39,6 +39,10 @@ type Positions = Vec<(usize, usize)>;
 type RowGroups = BTreeMap<(PartitionKey, i64), Positions>;
 /// Rows per run, on average, from which `gather` copies runs.
 const MIN_RUN: usize = 4;
+/// Rows per run, on average, from which a file is encoded from slices of the
+/// input batches, run by run, without gathering them first: each slice costs
+/// the encoder a call per column.
+const MIN_SLICE_RUN: usize = 128;
 /// The most partition columns a table has (bronze: date, hour, bucket).
 const MAX_PARTITION_COLUMNS: usize = 3;
 
@@ -275,13 +279,22 @@ impl FileEncoder {
         open.writer.write(batch).map_err(|e| self.failed("a new file", e))
     }
 
-    /// One group's rows, sorted, as one file.
+    /// One group's rows, sorted, as one file. Long runs of consecutive rows
+    /// go to the file as slices of their batches (the encoder copies them
+    /// anyway); short ones are gathered into one batch first.
     fn encode_group(&self, batches: &[&RecordBatch], key: &PartitionKey, rows: &Positions) -> Result<EncodedFile> {
         let (batches, rows) = referenced(batches, rows);
         let sorted = self.sorted(&batches, &rows)?;
-        let part = self.file_batch(&gather(&batches, &sorted).map_err(|e| self.failed("a partition", e))?)?;
         let mut open = self.new_file(key)?;
-        self.append(&mut open, &part)?;
+        let runs = runs(&sorted);
+        if runs.len() * MIN_SLICE_RUN <= sorted.len() {
+            for (batch, start, end) in runs {
+                self.append(&mut open, &self.file_batch(&batches[batch].slice(start, end - start))?)?;
+            }
+        } else {
+            let part = self.file_batch(&gather(&batches, &sorted, &runs).map_err(|e| self.failed("a partition", e))?)?;
+            self.append(&mut open, &part)?;
+        }
         self.encoded(open)
     }
 
@@ -421,10 +434,8 @@ fn referenced<'a>(batches: &[&'a RecordBatch], positions: &Positions) -> (Vec<&'
     (used, positions)
 }
 
-/// The rows at `positions`, in that order. Runs of consecutive rows of one
-/// batch are copied whole, one copy per run and column, when runs are long
-/// enough to beat copying row by row.
-fn gather(batches: &[&RecordBatch], positions: &Positions) -> std::result::Result<RecordBatch, ArrowError> {
+/// `positions` as runs of consecutive rows of one batch: (batch, start, end).
+fn runs(positions: &Positions) -> Vec<(usize, usize, usize)> {
     let mut runs: Vec<(usize, usize, usize)> = Vec::new();
     for &(batch, row) in positions {
         match runs.last_mut() {
@@ -432,6 +443,13 @@ fn gather(batches: &[&RecordBatch], positions: &Positions) -> std::result::Resul
             _ => runs.push((batch, row, row + 1)),
         }
     }
+    runs
+}
+
+/// The rows at `positions` (whose `runs` are given), in that order. Runs are
+/// copied whole, one copy per run and column, when they are long enough to
+/// beat copying row by row.
+fn gather(batches: &[&RecordBatch], positions: &Positions, runs: &[(usize, usize, usize)]) -> std::result::Result<RecordBatch, ArrowError> {
     if runs.len() * MIN_RUN > positions.len() || batches.is_empty() {
         return interleave_record_batch(batches, positions);
     }
@@ -441,7 +459,7 @@ fn gather(batches: &[&RecordBatch], positions: &Positions) -> std::result::Resul
             let data: Vec<ArrayData> = batches.iter().map(|b| b.column(c).to_data()).collect();
             let nulls = data.iter().any(|d| d.null_count() > 0);
             let mut out = MutableArrayData::new(data.iter().collect(), nulls, positions.len());
-            for &(batch, start, end) in &runs {
+            for &(batch, start, end) in runs {
                 out.try_extend(batch, start, end)?;
             }
             Ok(make_array(out.freeze()))
@@ -559,7 +577,7 @@ mod tests {
         let scattered: Positions = (0..40).map(|r| (r % 2, r)).collect();
         for positions in [runs, scattered] {
             let expected = interleave_record_batch(&batches, &positions).unwrap();
-            assert_eq!(gather(&batches, &positions).unwrap(), expected);
+            assert_eq!(gather(&batches, &positions, &super::runs(&positions)).unwrap(), expected);
         }
     }
 
@@ -571,7 +589,58 @@ mod tests {
         let (used, renumbered) = referenced(&batches, &positions);
         assert_eq!(used, vec![&c, &a]);
         assert_eq!(renumbered, vec![(0, 4), (1, 1), (0, 0), (1, 3)]);
-        assert_eq!(gather(&used, &renumbered).unwrap(), interleave_record_batch(&batches, &positions).unwrap());
+        assert_eq!(gather(&used, &renumbered, &runs(&renumbered)).unwrap(), interleave_record_batch(&batches, &positions).unwrap());
+    }
+
+    static SORTED: std::sync::LazyLock<TableSpec> = std::sync::LazyLock::new(|| TableSpec {
+        path: "test/sorted",
+        schema: Arc::new(Schema::new(vec![Field::new("name", DataType::Utf8, false), Field::new("value", DataType::Int64, false)])),
+        partition_columns: &[],
+        stats_columns: &[],
+        plain_columns: &[],
+        sort_columns: &["value"],
+        file_hours: None,
+        sort_by_hour: false,
+        row_group_rows: 700,
+        bucketed: false,
+        private: false,
+        key_columns: &[],
+    });
+
+    fn named(values: impl Iterator<Item = i64>) -> RecordBatch {
+        let values: Vec<i64> = values.collect();
+        let names: StringArray = values.iter().map(|v| Some(format!("row {v}"))).collect();
+        RecordBatch::try_new(SORTED.schema.clone(), vec![Arc::new(names), Arc::new(Int64Array::from(values))]).unwrap()
+    }
+
+    /// The (name, value) rows of an encoded file, in file order.
+    fn decoded(file: EncodedFile) -> Vec<(String, i64)> {
+        let reader = deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(bytes::Bytes::from(file.bytes), 256).unwrap();
+        let mut rows = Vec::new();
+        for batch in reader {
+            let batch = batch.unwrap();
+            let (names, values) = (batch.column(0).as_string::<i32>(), batch.column(1).as_primitive::<Int64Type>());
+            rows.extend((0..batch.num_rows()).map(|i| (names.value(i).to_string(), values.value(i))));
+        }
+        rows
+    }
+
+    #[test]
+    fn a_file_holds_its_rows_sorted_whether_runs_are_sliced_or_gathered() {
+        let dir = tempfile::tempdir().unwrap();
+        let location = Location::parse(dir.path().to_str().unwrap()).unwrap();
+        let writer = TableWriter::new(&SORTED, location.clone(), location.object_store().unwrap().0);
+        let expected: Vec<(String, i64)> = (0..3000).map(|v| (format!("row {v}"), v)).collect();
+        // Two long runs, given in the wrong order: encoded as slices.
+        let (low, high) = (named(0..1500), named(1500..3000));
+        let positions: Positions = (0..1500).map(|r| (1, r)).chain((0..1500).map(|r| (0, r))).collect();
+        let file = writer.encoder.encode_group(&[&high, &low], &Vec::new(), &positions).unwrap();
+        assert_eq!(decoded(file), expected);
+        // Rows alternating between the batches: gathered.
+        let (even, odd) = (named((0..3000).step_by(2)), named((1..3000).step_by(2)));
+        let positions: Positions = (0..1500).flat_map(|r| [(0, r), (1, r)]).collect();
+        let file = writer.encoder.encode_group(&[&odd, &even], &Vec::new(), &positions).unwrap();
+        assert_eq!(decoded(file), expected);
     }
 
     #[test]
@@ -584,7 +653,8 @@ mod tests {
     #[test]
     fn schema_of_gathered_rows_is_the_batches() {
         let a = batch(0, 8);
-        let gathered = gather(&[&a], &(0..8).map(|r| (0, r)).collect()).unwrap();
+        let positions: Positions = (0..8).map(|r| (0, r)).collect();
+        let gathered = gather(&[&a], &positions, &runs(&positions)).unwrap();
         assert_eq!(gathered.schema().fields().iter().map(|f: &Arc<Field>| f.name().clone()).collect::<Vec<_>>(), vec!["id", "text", "flags"]);
         assert_eq!(gathered, a);
     }
