@@ -208,13 +208,29 @@ pub fn viewer_daily(sessions: &[SessionRow], loaded_at: i64) -> Vec<ViewerDailyR
         .collect()
 }
 
+/// What retention reads of a viewer-video (an `EngagementRow`'s
+/// `unique_watch_intervals` and `max_position_seconds`), borrowed from a row
+/// or straight from a stored batch's columns.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Viewing<'a> {
+    /// The watched union, as flat (start, end) pairs.
+    pub intervals: &'a [f64],
+    pub max_position: f64,
+}
+
+impl<'a> Viewing<'a> {
+    pub fn of(row: &'a EngagementRow) -> Viewing<'a> {
+        Viewing { intervals: &row.unique_watch_intervals, max_position: row.max_position_seconds }
+    }
+}
+
 /// One bucket's retention of a title: for each 1 % bucket of its duration,
 /// the viewers whose watched union covers the whole bucket, and the viewers
 /// whose furthest position falls in it. Only viewers who watched something
 /// count.
-pub fn retention_part(title_id: &str, duration: f64, viewers: &[&EngagementRow], customer_bucket: i32) -> Option<RetentionPart> {
+pub fn retention_part(title_id: &str, duration: f64, viewers: &[Viewing<'_>], customer_bucket: i32) -> Option<RetentionPart> {
     const EPSILON: f64 = 1e-9;
-    let watched: Vec<&&EngagementRow> = viewers.iter().filter(|e| !e.unique_watch_intervals.is_empty()).collect();
+    let watched: Vec<&Viewing<'_>> = viewers.iter().filter(|v| !v.intervals.is_empty()).collect();
     if watched.is_empty() {
         return None;
     }
@@ -222,14 +238,14 @@ pub fn retention_part(title_id: &str, duration: f64, viewers: &[&EngagementRow],
     let mut dropoff = vec![0i64; RETENTION_BUCKETS];
     let buckets = RETENTION_BUCKETS as f64;
     for viewer in &watched {
-        let union = pairs(&viewer.unique_watch_intervals);
+        let union = pairs(viewer.intervals);
         for (bucket, count) in covering.iter_mut().enumerate() {
             let (from, to) = (duration * bucket as f64 / buckets, duration * (bucket + 1) as f64 / buckets);
             if union.iter().any(|(a, b)| *a <= from + EPSILON && to - EPSILON <= *b) {
                 *count += 1;
             }
         }
-        let bucket = ((buckets * viewer.max_position_seconds / duration).floor() as i64).clamp(0, RETENTION_BUCKETS as i64 - 1) as usize;
+        let bucket = ((buckets * viewer.max_position / duration).floor() as i64).clamp(0, RETENTION_BUCKETS as i64 - 1) as usize;
         dropoff[bucket] += 1;
     }
     Some(RetentionPart {
@@ -463,12 +479,13 @@ mod tests {
             e
         };
         let (a, b, idle) = (mk(vec![0.0, 120.0], 120.0), mk(vec![0.0, 3.0, 150.0, 300.0], 300.0), mk(vec![], 0.0));
-        let part = retention_part("video_001", 300.0, &[&a, &b, &idle], 7).expect("two viewers watched");
+        let (a, b, idle) = (Viewing::of(&a), Viewing::of(&b), Viewing::of(&idle));
+        let part = retention_part("video_001", 300.0, &[a, b, idle], 7).expect("two viewers watched");
         assert_eq!((part.viewers.len(), part.dropoff_viewers.len()), (100, 100));
         assert_eq!((part.viewers[0], part.viewers[39], part.viewers[40], part.viewers[60]), (2, 1, 0, 1));
         assert_eq!((part.dropoff_viewers[40], part.dropoff_viewers[99]), (1, 1));
         assert_eq!(part.total_viewers, 2, "a viewer who watched nothing is not counted");
-        assert_eq!(retention_part("video_001", 300.0, &[&idle], 7), None, "no part without a viewer who watched");
+        assert_eq!(retention_part("video_001", 300.0, &[idle], 7), None, "no part without a viewer who watched");
     }
 
     #[test]
