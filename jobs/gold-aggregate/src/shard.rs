@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 
 use ahash::{AHashMap, AHashSet};
 use futures::future::try_join_all;
-use streamreel_lake::arrow::array::{AsArray, BooleanArray, RecordBatch};
+use streamreel_lake::arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
 use streamreel_lake::arrow::compute::filter_record_batch;
 use streamreel_lake::arrow::datatypes::{Float64Type, TimestampMicrosecondType};
 use streamreel_lake::config::MetricSettings;
@@ -278,13 +278,16 @@ fn filter_pairs(batches: &[RecordBatch], keep: impl Fn(&str, &str) -> bool) -> R
 }
 
 /// Each stored engagement row's title and what retention reads of it,
-/// borrowed from the batch's columns.
+/// borrowed from the batch's columns: of the table's types and without
+/// nulls, as decoding the rows required.
 fn viewings(batch: &RecordBatch) -> Result<impl Iterator<Item = (&str, Viewing<'_>)>, LakeError> {
-    let column = |name: &str| batch.column_by_name(name).ok_or_else(|| LakeError::data(name, "no such column"));
-    let titles = column("title_id")?.as_string::<i32>();
-    let intervals = column("unique_watch_intervals")?.as_list::<i32>();
-    let points = intervals.values().as_primitive::<Float64Type>().values();
-    let furthest = column("max_position_seconds")?.as_primitive::<Float64Type>();
+    let wrong = |name: &str| LakeError::data(format!("{} {name}", ENGAGEMENT.path), "missing, holding nulls or not of the table's type");
+    let column = |name: &str| batch.column_by_name(name).filter(|c| c.null_count() == 0).ok_or_else(|| wrong(name));
+    let titles = column("title_id")?.as_string_opt::<i32>().ok_or_else(|| wrong("title_id"))?;
+    let intervals = column("unique_watch_intervals")?.as_list_opt::<i32>().ok_or_else(|| wrong("unique_watch_intervals"))?;
+    let points = intervals.values().as_primitive_opt::<Float64Type>().filter(|p| p.null_count() == 0);
+    let points = points.ok_or_else(|| wrong("unique_watch_intervals"))?.values();
+    let furthest = column("max_position_seconds")?.as_primitive_opt::<Float64Type>().ok_or_else(|| wrong("max_position_seconds"))?;
     Ok((0..batch.num_rows()).map(move |i| {
         let range = intervals.value_offsets()[i] as usize..intervals.value_offsets()[i + 1] as usize;
         (titles.value(i), Viewing { intervals: &points[range], max_position: furthest.value(i) })
@@ -329,5 +332,16 @@ mod tests {
         // A slice's offsets point into the whole list's values.
         let slice = batch.slice(1, 3);
         assert_eq!(viewings(&slice).unwrap().collect::<Vec<_>>(), expected[1..]);
+        // A column of another type, or holding nulls, is an error that names it.
+        let with = |name: &str, column: ArrayRef| {
+            let mut columns: Vec<(&str, ArrayRef)> =
+                ["title_id", "unique_watch_intervals", "max_position_seconds"].into_iter().zip(batch.columns().iter().cloned()).collect();
+            columns.iter_mut().find(|(n, _)| *n == name).expect("a column").1 = column;
+            RecordBatch::try_from_iter(columns).unwrap()
+        };
+        let error = |batch: RecordBatch| viewings(&batch).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(error(with("title_id", Arc::new(Float64Array::from(vec![1.0; 4])))).contains("title_id"));
+        let positions = Float64Array::from(vec![Some(1.0), None, Some(2.0), Some(3.0)]);
+        assert!(error(with("max_position_seconds", Arc::new(positions))).contains("max_position_seconds"));
     }
 }
