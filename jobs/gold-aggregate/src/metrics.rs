@@ -21,8 +21,7 @@ pub const MISSING_METADATA: &str = "missing_metadata";
 
 /// The numbers of one viewer-video (all of a customer's sessions of a
 /// title, or those of one `video_daily` group), before any text is copied.
-struct Measures<'a> {
-    first: &'a SessionRow,
+struct Measures {
     duration: Option<f64>,
     total: f64,
     union: Vec<(f64, f64)>,
@@ -32,9 +31,8 @@ struct Measures<'a> {
     score: Option<f64>,
 }
 
-impl<'a> Measures<'a> {
-    fn of(sessions: &[&'a SessionRow], settings: &MetricSettings) -> Measures<'a> {
-        let first = sessions.iter().min_by_key(|s| (s.session_start, s.session_key.as_str())).expect("a viewer-video has sessions");
+impl Measures {
+    fn of(sessions: &[&SessionRow], settings: &MetricSettings) -> Measures {
         let duration = sessions.iter().filter_map(|s| s.duration_seconds).reduce(f64::max);
         let total: f64 = sessions.iter().map(|s| s.watched_seconds).sum();
         let mut intervals: Vec<(f64, f64)> = sessions.iter().flat_map(|s| pairs(&s.watched_intervals)).collect();
@@ -52,7 +50,7 @@ impl<'a> Measures<'a> {
             // away the representation error so tier boundaries hold exactly.
             positive_zero((raw * 1e9).round() / 1e9)
         });
-        Measures { first, duration, total, union, unique, max_position, completion_count, score }
+        Measures { duration, total, union, unique, max_position, completion_count, score }
     }
 
     /// `value` as a percentage of the duration, when it is known.
@@ -63,8 +61,9 @@ impl<'a> Measures<'a> {
 
 /// Aggregates all of one (customer, title)'s sessions, for all time.
 pub fn engagement(sessions: &[&SessionRow], settings: &MetricSettings, metadata: &Metadata, loaded_at: i64) -> EngagementRow {
+    let first = sessions.iter().min_by_key(|s| (s.session_start, s.session_key.as_str())).expect("a viewer-video has sessions");
     let m = Measures::of(sessions, settings);
-    let (first, duration) = (m.first, m.duration);
+    let duration = m.duration;
     let session_count = sessions.len() as i64;
     let pause_count: i64 = sessions.iter().map(|s| s.pause_count).sum();
     let mut flags: BTreeSet<String> = sessions.iter().flat_map(|s| s.quality_flags.iter().cloned()).collect();
@@ -158,8 +157,8 @@ pub fn video_daily_parts(sessions: &[SessionRow], settings: &MetricSettings) -> 
         .map(|((event_date, title_id, country, device_type), rows)| {
             // Each viewer measured as `engagement` measures a viewer-video.
             let viewers = grouped(rows.iter().copied(), |s| s.customer_id.as_str());
-            let per_viewer: Vec<Measures<'_>> = viewers.iter().map(|(_, own)| Measures::of(own, settings)).collect();
-            let sum = |f: &dyn Fn(&Measures<'_>) -> Option<f64>| -> (f64, i64) {
+            let per_viewer: Vec<Measures> = viewers.iter().map(|(_, own)| Measures::of(own, settings)).collect();
+            let sum = |f: &dyn Fn(&Measures) -> Option<f64>| -> (f64, i64) {
                 let values: Vec<f64> = per_viewer.iter().filter_map(f).collect();
                 (positive_zero(values.iter().sum()), values.len() as i64)
             };

@@ -171,7 +171,7 @@ fn even_groups(items: &[u32], largest: usize) -> Vec<BTreeSet<u32>> {
 const FILES_PER_READ: usize = 16;
 
 /// Reads the window's bronze rows of the shard's buckets once, enriches them
-/// and parks each row in the spill part of its chunk, by bucket in bronze order. The
+/// and parks each row in the spill part of its chunk, in bronze order. The
 /// next group of files is read while one is enriched: either alone left a
 /// core idle for much of this phase.
 async fn enrich_into_spill(
@@ -231,9 +231,7 @@ async fn enrich_into_spill(
 
 /// The rows of an enriched batch by the chunk of their bucket (`chunk_of`,
 /// indexed by bucket); rows of buckets in no chunk are left out. One copy
-/// orders the rows by chunk and, within a chunk, by bucket (the partition
-/// their files go to: long runs of one partition are written to a file
-/// without being copied again); each chunk's rows are a slice of it.
+/// orders the rows by chunk; each chunk's rows are a slice of it.
 fn by_chunk(candidates: RecordBatch, chunk_of: &[Option<usize>]) -> Result<Vec<(usize, RecordBatch)>, LakeError> {
     let buckets = candidates.column_by_name(CUSTOMER_BUCKET).expect("customer_bucket").as_primitive::<Int32Type>();
     let mut rows: Vec<(usize, u32)> =
@@ -241,8 +239,8 @@ fn by_chunk(candidates: RecordBatch, chunk_of: &[Option<usize>]) -> Result<Vec<(
     if rows.first().is_some_and(|(first, _)| rows.len() == candidates.num_rows() && rows.iter().all(|(part, _)| part == first)) {
         return Ok(vec![(rows[0].0, candidates)]);
     }
-    // Stable: each bucket keeps the batch's row order.
-    rows.sort_by_key(|&(part, row)| (part, buckets.value(row as usize)));
+    // Stable: each chunk keeps the batch's row order.
+    rows.sort_by_key(|(part, _)| *part);
     let indices: UInt32Array = rows.iter().map(|(_, row)| *row).collect();
     let ordered = take_record_batch(&candidates, &indices).map_err(|e| LakeError::data("parking enriched rows by chunk", e))?;
     let mut parts = Vec::new();
@@ -403,12 +401,12 @@ mod tests {
     }
 
     #[test]
-    fn rows_go_to_the_chunk_of_their_bucket_by_bucket_in_order() {
+    fn rows_go_to_the_chunk_of_their_bucket_in_order() {
         // Buckets 0 and 3 in chunk 1, bucket 2 in chunk 0, bucket 1 in none.
         let chunk_of = [Some(1), None, Some(0), Some(1)];
-        let parts = by_chunk(batch(&[3, 1, 2, 0, 3, 0, 2]), &chunk_of).unwrap();
+        let parts = by_chunk(batch(&[0, 1, 2, 3, 0, 2]), &chunk_of).unwrap();
         let found: Vec<(usize, Vec<i64>)> = parts.iter().map(|(part, b)| (*part, rows(b))).collect();
-        assert_eq!(found, vec![(0, vec![2, 6]), (1, vec![3, 5, 0, 4])]);
+        assert_eq!(found, vec![(0, vec![2, 5]), (1, vec![0, 3, 4])]);
     }
 
     #[test]
