@@ -1,7 +1,7 @@
 //! The silver run: the window's bronze rows of the shard's buckets become
 //! clean events, in chunks of buckets small enough to bound memory. The
-//! bronze rows are read and enriched once, streamed into one local spill
-//! part per chunk; each chunk is then planned (while the one before it is
+//! bronze rows are read once and parked in one local spill part per chunk;
+//! each chunk is then enriched and planned (while the one before it is
 //! written), written and committed on its own, and planned again if a
 //! concurrent run changed what it read.
 
@@ -13,7 +13,6 @@ use serde::Serialize;
 use streamreel_lake::LakeError;
 use streamreel_lake::arrow::array::{Array, AsArray, ListArray, RecordBatch, UInt32Array};
 use streamreel_lake::arrow::compute::take_record_batch;
-use streamreel_lake::arrow::datatypes::Int32Type;
 use streamreel_lake::cores::map_on_cores;
 use streamreel_lake::replan::replanning;
 use streamreel_lake::report::RunReport;
@@ -24,7 +23,6 @@ use streamreel_lake::worker::RunContext;
 use streamreel_lake::{Location, shard::bucket_of};
 use streamreel_tables::Metadata;
 use streamreel_tables::bronze::{EVENTS as BRONZE, LandingPartition};
-use streamreel_tables::silver::CUSTOMER_BUCKET;
 use tokio::task::JoinHandle;
 use tracing::{Instrument, Span, info, info_span};
 
@@ -119,8 +117,8 @@ pub async fn run(ctx: &RunContext) -> Result<SilverReport, SilverError> {
         ..Default::default()
     };
     let chunks = chunks(ctx, &window_files);
-    let spill = enrich_into_spill(ctx, &bronze, &window_files, &metadata, &masker, &chunks).await?;
-    let shared = Arc::new(Chunking { ctx: ctx.clone(), lake, spill, metadata });
+    let spill = park_by_chunk(ctx, &bronze, &window_files, &chunks).await?;
+    let shared = Arc::new(Chunking { ctx: ctx.clone(), lake, spill, metadata, masker });
     // Each chunk is planned while the one before it is written: a plan reads
     // only its own buckets' partitions, which no other chunk writes, and a
     // plan and a write together keep both cores busy where either alone
@@ -170,18 +168,13 @@ fn even_groups(items: &[u32], largest: usize) -> Vec<BTreeSet<u32>> {
 /// and the reads busy.
 const FILES_PER_READ: usize = 16;
 
-/// Reads the window's bronze rows of the shard's buckets once, enriches them
-/// and parks each row in the spill part of its chunk, in bronze order. The
-/// next group of files is read while one is enriched: either alone left a
-/// core idle for much of this phase.
-async fn enrich_into_spill(
-    ctx: &RunContext,
-    bronze: &Arc<Table>,
-    window_files: &[DataFile],
-    metadata: &Metadata,
-    masker: &IpMasker,
-    chunks: &[BTreeSet<u32>],
-) -> Result<Spill, SilverError> {
+/// Reads the window's bronze rows of the shard's buckets once and parks each
+/// row in the spill part of its chunk, in bronze order. Rows are parked as
+/// read and enriched when their chunk is planned: a bronze row is 40 % smaller
+/// than the silver event it becomes (no keyed hash, metadata or keys yet),
+/// and copying the spill into and out of the page cache was a tenth of a
+/// day's run. The next group of files is read while one is parked.
+async fn park_by_chunk(ctx: &RunContext, bronze: &Arc<Table>, window_files: &[DataFile], chunks: &[BTreeSet<u32>]) -> Result<Spill, SilverError> {
     let started = Instant::now();
     let total = ctx.config.buckets;
     let mut chunk_of = vec![None; total as usize];
@@ -212,10 +205,12 @@ async fn enrich_into_spill(
     while let Some(reading) = next.take() {
         let bronze_batches = reading.await.map_err(|e| LakeError::Task(e.to_string()))??;
         next = groups.next().map(read);
-        let masks = mask_addresses(&bronze_batches, masker);
-        let enrichment = Enrichment { metadata, masks: &masks, key_id: &masker.key_id, buckets: total };
-        // Each core enriches its batches and splits them by chunk.
-        for parts in map_on_cores(&bronze_batches, |b| by_chunk(to_silver(b, &enrichment), &chunk_of)) {
+        // Each core splits its batches by chunk.
+        for parts in map_on_cores(&bronze_batches, |b| {
+            let customers = b.column_by_name("customer_id").expect("bronze column customer_id").as_string::<i32>();
+            let buckets: Vec<u32> = customers.iter().map(|c| bucket_of(c.unwrap_or_default(), total)).collect();
+            by_chunk(b.clone(), &buckets, &chunk_of)
+        }) {
             spill.append(parts?)?;
         }
     }
@@ -224,25 +219,24 @@ async fn enrich_into_spill(
         rows = (0..spill.parts()).map(|p| spill.rows(p)).sum::<u64>(),
         chunks = spill.parts(),
         seconds = started.elapsed().as_secs_f64(),
-        "read and enriched the window's bronze rows"
+        "read and parked the window's bronze rows"
     );
     Ok(spill)
 }
 
-/// The rows of an enriched batch by the chunk of their bucket (`chunk_of`,
-/// indexed by bucket); rows of buckets in no chunk are left out. One copy
-/// orders the rows by chunk; each chunk's rows are a slice of it.
-fn by_chunk(candidates: RecordBatch, chunk_of: &[Option<usize>]) -> Result<Vec<(usize, RecordBatch)>, LakeError> {
-    let buckets = candidates.column_by_name(CUSTOMER_BUCKET).expect("customer_bucket").as_primitive::<Int32Type>();
+/// The rows of a batch by the chunk of their bucket (`buckets`, one per row;
+/// `chunk_of`, indexed by bucket); rows of buckets in no chunk are left out.
+/// One copy orders the rows by chunk; each chunk's rows are a slice of it.
+fn by_chunk(batch: RecordBatch, buckets: &[u32], chunk_of: &[Option<usize>]) -> Result<Vec<(usize, RecordBatch)>, LakeError> {
     let mut rows: Vec<(usize, u32)> =
-        buckets.values().iter().enumerate().filter_map(|(row, bucket)| chunk_of[*bucket as usize].map(|part| (part, row as u32))).collect();
-    if rows.first().is_some_and(|(first, _)| rows.len() == candidates.num_rows() && rows.iter().all(|(part, _)| part == first)) {
-        return Ok(vec![(rows[0].0, candidates)]);
+        buckets.iter().enumerate().filter_map(|(row, bucket)| chunk_of[*bucket as usize].map(|part| (part, row as u32))).collect();
+    if rows.first().is_some_and(|(first, _)| rows.len() == batch.num_rows() && rows.iter().all(|(part, _)| part == first)) {
+        return Ok(vec![(rows[0].0, batch)]);
     }
     // Stable: each chunk keeps the batch's row order.
     rows.sort_by_key(|(part, _)| *part);
     let indices: UInt32Array = rows.iter().map(|(_, row)| *row).collect();
-    let ordered = take_record_batch(&candidates, &indices).map_err(|e| LakeError::data("parking enriched rows by chunk", e))?;
+    let ordered = take_record_batch(&batch, &indices).map_err(|e| LakeError::data("parking enriched rows by chunk", e))?;
     let mut parts = Vec::new();
     let mut start = 0;
     for run in rows.chunk_by(|a, b| a.0 == b.0) {
@@ -277,6 +271,7 @@ struct Chunking {
     lake: Location,
     spill: Spill,
     metadata: Metadata,
+    masker: IpMasker,
 }
 
 /// A chunk's plan, not written yet, with the snapshot it was made from.
@@ -297,7 +292,11 @@ async fn plan_chunk(shared: &Chunking, part: usize, buckets: &BTreeSet<u32>, att
     let span = info_span!("silver_enrich", window = %ctx.window, shard = %ctx.shard, buckets = %format!("{first}..{} ({})", buckets.last().copied().unwrap_or(0), buckets.len()), attempt);
     async move {
         let tables = Tables::open(&shared.lake, ctx.config.buckets).await?;
-        let candidates = shared.spill.read(part)?;
+        let parked = shared.spill.read(part)?;
+        let masks = mask_addresses(&parked, &shared.masker);
+        let enrichment = Enrichment { metadata: &shared.metadata, masks: &masks, key_id: &shared.masker.key_id, buckets: ctx.config.buckets };
+        let candidates = map_on_cores(&parked, |b| to_silver(b, &enrichment));
+        drop(parked);
         let (invalid_optional_fields, missing_metadata_events) = quality_counts(&candidates);
         let input = PlanInput {
             tables: &tables,
@@ -385,26 +384,26 @@ fn for_each_item<'a>(lists: &'a ListArray, mut each: impl FnMut(usize, &'a str))
 mod tests {
     use std::sync::Arc;
 
-    use streamreel_lake::arrow::array::{ArrayRef, Int32Array, Int64Array, ListBuilder, StringBuilder};
+    use streamreel_lake::arrow::array::{ArrayRef, Int64Array, ListBuilder, StringBuilder};
     use streamreel_lake::arrow::datatypes::{DataType, Field, Int64Type, Schema};
 
     use super::*;
 
-    fn batch(buckets: &[i32]) -> RecordBatch {
-        let schema = Arc::new(Schema::new(vec![Field::new(CUSTOMER_BUCKET, DataType::Int32, false), Field::new("row", DataType::Int64, false)]));
-        let rows: Int64Array = (0..buckets.len() as i64).collect();
-        RecordBatch::try_new(schema, vec![Arc::new(Int32Array::from(buckets.to_vec())), Arc::new(rows)]).unwrap()
+    /// A batch of `rows` rows numbered from 0.
+    fn batch(rows: i64) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![Field::new("row", DataType::Int64, false)]));
+        RecordBatch::try_new(schema, vec![Arc::new((0..rows).collect::<Int64Array>())]).unwrap()
     }
 
     fn rows(batch: &RecordBatch) -> Vec<i64> {
-        batch.column(1).as_primitive::<Int64Type>().values().to_vec()
+        batch.column(0).as_primitive::<Int64Type>().values().to_vec()
     }
 
     #[test]
     fn rows_go_to_the_chunk_of_their_bucket_in_order() {
         // Buckets 0 and 3 in chunk 1, bucket 2 in chunk 0, bucket 1 in none.
         let chunk_of = [Some(1), None, Some(0), Some(1)];
-        let parts = by_chunk(batch(&[0, 1, 2, 3, 0, 2]), &chunk_of).unwrap();
+        let parts = by_chunk(batch(6), &[0, 1, 2, 3, 0, 2], &chunk_of).unwrap();
         let found: Vec<(usize, Vec<i64>)> = parts.iter().map(|(part, b)| (*part, rows(b))).collect();
         assert_eq!(found, vec![(0, vec![2, 5]), (1, vec![0, 3, 4])]);
     }
@@ -456,9 +455,9 @@ mod tests {
 
     #[test]
     fn a_batch_of_one_chunk_is_kept_whole() {
-        let whole = batch(&[0, 3, 0]);
-        let parts = by_chunk(whole.clone(), &[Some(1), None, Some(0), Some(1)]).unwrap();
+        let whole = batch(3);
+        let parts = by_chunk(whole.clone(), &[0, 3, 0], &[Some(1), None, Some(0), Some(1)]).unwrap();
         assert_eq!(parts, vec![(1, whole)]);
-        assert!(by_chunk(batch(&[1, 1]), &[Some(1), None, Some(0), Some(1)]).unwrap().is_empty());
+        assert!(by_chunk(batch(2), &[1, 1], &[Some(1), None, Some(0), Some(1)]).unwrap().is_empty());
     }
 }

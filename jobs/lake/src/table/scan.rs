@@ -124,6 +124,8 @@ impl<'t> Scan<'t> {
         let schema = self.schema()?;
         let table_name = self.table.location().to_string();
         let files: Vec<DataFile> = self.files.into_iter().filter(|file| self.prune.iter().all(|p| p.keeps_file(file))).collect();
+        let started = std::time::Instant::now();
+        let file_count = files.len();
         let prune = Arc::new(self.prune);
         let store = self.table.store();
         let jobs = files.into_iter().map(|file| {
@@ -168,7 +170,14 @@ impl<'t> Scan<'t> {
                 Ok::<_, LakeError>((file, conformed))
             })
         });
-        futures::stream::iter(jobs).buffered(READ_CONCURRENCY).map(|joined| joined.map_err(|e| LakeError::Task(e.to_string()))?).try_collect().await
+        let read: Vec<(DataFile, Vec<RecordBatch>)> = futures::stream::iter(jobs)
+            .buffered(READ_CONCURRENCY)
+            .map(|joined| joined.map_err(|e| LakeError::Task(e.to_string()))?)
+            .try_collect()
+            .await?;
+        let rows: usize = read.iter().flat_map(|(_, batches)| batches).map(RecordBatch::num_rows).sum();
+        tracing::debug!(table = %table_name, files = file_count, rows, columns = schema.fields().len(), seconds = started.elapsed().as_secs_f64(), "read");
+        Ok(read)
     }
 }
 
