@@ -86,18 +86,11 @@ pub static EVENTS: LazyLock<TableSpec> = LazyLock::new(|| TableSpec {
     ])),
     partition_columns: &[EVENT_DATE, CUSTOMER_BUCKET],
     stats_columns: &["event_timestamp", "title_id", "event_type"],
-    plain_columns: &[
-        "event_id",
-        "session_key",
-        "session_id",
-        "ip_hash",
-        "device_id",
-        "metadata_extra",
-        "event_key",
-        "session_hash",
-        "event_timestamp",
-        "line_number",
-    ],
+    // Only values unique per event: texts repeated per session or viewer
+    // (session key, device, address hash, the metadata's extra columns) keep
+    // their dictionaries, as a row group holds a few hundred sessions (plain,
+    // the table was a fifth larger: 231 against 188 MB for a 5M-event day).
+    plain_columns: &["event_id", "event_key", "event_timestamp", "line_number"],
     sort_columns: &["event_timestamp"],
     file_hours: None,
     sort_by_hour: true,
@@ -172,7 +165,7 @@ pub static SEGMENTS: LazyLock<TableSpec> = LazyLock::new(|| TableSpec {
     ])),
     partition_columns: &[EVENT_DATE, CUSTOMER_BUCKET],
     stats_columns: &["session_start", "wall_start", "title_id"],
-    plain_columns: &["session_key", "wall_start", "wall_end"],
+    plain_columns: &["wall_start", "wall_end"],
     sort_columns: &["session_start", "customer_id", "session_key", "segment_index"],
     file_hours: Some("session_start"),
     sort_by_hour: false,
