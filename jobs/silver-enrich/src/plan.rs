@@ -8,7 +8,6 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use streamreel_lake::arrow::array::{AsArray, BooleanArray, RecordBatch};
-use streamreel_lake::arrow::compute::filter_record_batch;
 use streamreel_lake::arrow::datatypes::{Int32Type, Int64Type, TimestampMicrosecondType};
 use streamreel_lake::cores::{map_on_cores, shares_on_cores};
 use streamreel_lake::rows::encode;
@@ -69,8 +68,11 @@ type KeySet = ahash::AHashSet<i64>;
 /// Everything a chunk will write, decided before anything is written.
 #[derive(Default)]
 pub struct Plan {
-    /// Candidate rows that become events.
+    /// Candidate batches with rows that become events, and which of their
+    /// rows do (`None`: all), as the writer takes them: the few copies
+    /// dropped are skipped there instead of copying the rest here.
     pub new_events: Vec<RecordBatch>,
+    pub new_event_rows: Vec<Option<Vec<u32>>>,
     /// Stored events displaced by an earlier copy.
     pub displaced: Displaced,
     /// The files that hold the displaced events.
@@ -196,18 +198,17 @@ pub async fn plan(input: &PlanInput<'_>, candidates: &[RecordBatch]) -> Result<P
     for &(b, r) in &resolution.new_kept {
         kept_rows[b as usize].push(r);
     }
-    for (batch, rows) in candidates.iter().zip(kept_rows) {
-        // In the batch's order, whatever the resolution's: a batch kept
-        // whole is not copied, and a filter copies the runs between the
-        // few rows dropped (a take copied row by row).
+    for (batch, mut rows) in candidates.iter().zip(kept_rows) {
+        // In the batch's order, whatever the resolution's.
+        if rows.is_empty() {
+            continue;
+        }
+        plan.new_events.push(batch.clone());
         if rows.len() == batch.num_rows() {
-            plan.new_events.push(batch.clone());
-        } else if !rows.is_empty() {
-            let mut keep = vec![false; batch.num_rows()];
-            for row in rows {
-                keep[row as usize] = true;
-            }
-            plan.new_events.push(filter_record_batch(batch, &BooleanArray::from(keep)).map_err(|e| LakeError::data("new events", e))?);
+            plan.new_event_rows.push(None);
+        } else {
+            rows.sort_unstable();
+            plan.new_event_rows.push(Some(rows));
         }
     }
     let duplicate = |c: &EventColumns<'_>, r: usize, bucket: i32| DuplicateRow {

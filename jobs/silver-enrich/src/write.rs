@@ -26,9 +26,9 @@ pub async fn apply(tables: &mut Tables, plan: Plan, meta: &CommitMeta) -> Result
     tables.duplicates.commit(duplicates, meta).await?;
 
     let regions = region_filter(plan.regions);
-    let segments = tables.segments.replace_rows(plan.segment_scope, regions.clone(), &plan.segments, plan.sessions_read.clone()).await?;
+    let segments = tables.segments.replace_rows(plan.segment_scope, regions.clone(), &plan.segments, &[], plan.sessions_read.clone()).await?;
     tables.segments.commit(segments, meta).await?;
-    let sessions = tables.sessions.replace_rows(plan.session_scope, regions, &plan.sessions, plan.sessions_read).await?;
+    let sessions = tables.sessions.replace_rows(plan.session_scope, regions, &plan.sessions, &[], plan.sessions_read).await?;
     tables.sessions.commit(sessions, meta).await?;
 
     let displaced = Arc::new(plan.displaced);
@@ -38,7 +38,7 @@ pub async fn apply(tables: &mut Tables, plan: Plan, meta: &CommitMeta) -> Result
         let line = batch.column_by_name("line_number").expect("line_number").as_primitive::<Int64Type>();
         (0..batch.num_rows()).map(|i| Some(displaced.contains(key.value(i), object.value(i), line.value(i)))).collect()
     });
-    let events = tables.events.replace_rows(plan.displaced_files, filter, &plan.new_events, plan.events_read).await?;
+    let events = tables.events.replace_rows(plan.displaced_files, filter, &plan.new_events, &plan.new_event_rows, plan.events_read).await?;
     tables.events.commit(events, meta).await?;
     Ok(())
 }

@@ -20,8 +20,9 @@ impl Table {
     }
 
     /// Removes the rows of `scope`'s files that `matches` selects, by
-    /// rewriting those files without them, and adds `rows`. The plan read
-    /// `reads` (at least the partitions of `scope`).
+    /// rewriting those files without them, and adds `rows` (of each batch,
+    /// the rows `selected` lists, as `TableWriter::write_selected` takes
+    /// them). The plan read `reads` (at least the partitions of `scope`).
     ///
     /// Each file in scope is read once, whole, and split in memory: nearly
     /// every file a plan puts in scope holds a match, so probing the filter
@@ -32,6 +33,7 @@ impl Table {
         scope: Vec<DataFile>,
         matches: RowFilter,
         rows: &[RecordBatch],
+        selected: &[Option<Vec<u32>>],
         reads: BTreeSet<PartitionKey>,
     ) -> Result<Change> {
         let mut reads = reads;
@@ -49,9 +51,11 @@ impl Table {
             }
             hit.push(file);
         }
+        // The kept rows are whole batches; the new ones follow with their selections.
+        let selected: Vec<Option<Vec<u32>>> = std::iter::repeat_n(None, kept.len()).chain(selected.iter().cloned()).collect();
         kept.extend(rows.iter().cloned());
         let mut writer = self.writer();
-        writer.write_partitioned(&kept).await?;
+        writer.write_selected(&kept, &selected).await?;
         Ok(Change { adds: writer.finish().await?, removes: hit, reads: ReadSet::Partitions(reads), compaction: false })
     }
 
@@ -131,13 +135,34 @@ mod tests {
         // the filter's columns.
         let matches =
             RowFilter::new(&["value"], |batch| batch.column(0).as_primitive::<Int64Type>().iter().map(|v| Some(matches!(v, Some(2 | 4)))).collect());
-        let change = table.replace_rows(table.files().to_vec(), matches, &[rows(&[("e", 5, 0)])], BTreeSet::new()).await.unwrap();
+        let change = table.replace_rows(table.files().to_vec(), matches, &[rows(&[("e", 5, 0)])], &[], BTreeSet::new()).await.unwrap();
         let removed: BTreeSet<PartitionKey> = change.removes.iter().map(|f| f.partition.clone()).collect();
         assert_eq!(removed, BTreeSet::from([vec![Some("0".to_string())], vec![Some("2".to_string())]]), "only the files holding b and d");
         assert!(matches!(&change.reads, ReadSet::Partitions(reads) if reads.len() == 3));
         table.commit(change, &meta).await.unwrap();
 
         let expected: Vec<(String, i64, i32)> = [("a", 1, 0), ("c", 3, 1), ("e", 5, 0)].iter().map(|(n, v, p)| (n.to_string(), *v, *p)).collect();
+        assert_eq!(stored(&lake).await, expected);
+    }
+
+    #[tokio::test]
+    async fn only_the_selected_rows_of_new_batches_are_added() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Location::parse(dir.path().to_str().unwrap()).unwrap();
+        let meta = CommitMeta { worker: "test".into(), run_id: "run".into(), window: None, shard: None };
+        let mut table = Table::open(&lake, &SPEC, 1).await.unwrap();
+        let nothing = RowFilter::new(&["value"], |batch| BooleanArray::from(vec![false; batch.num_rows()]));
+        let batches = [rows(&[("a", 1, 0), ("b", 2, 1), ("c", 3, 0), ("d", 4, 0)]), rows(&[("e", 5, 0), ("f", 6, 2)]), rows(&[("g", 7, 0)])];
+        // Rows 0 and 2 of the first batch, the second whole (`None`), the
+        // third whole (no entry), and a batch with no rows selected.
+        let selected = [Some(vec![0, 2]), None];
+        let change = table.replace_rows(Vec::new(), nothing.clone(), &batches, &selected, BTreeSet::new()).await.unwrap();
+        table.commit(change, &meta).await.unwrap();
+        let change = table.replace_rows(Vec::new(), nothing, &[rows(&[("h", 8, 0)])], &[Some(vec![])], BTreeSet::new()).await.unwrap();
+        assert!(change.adds.is_empty(), "no row selected, no file");
+
+        let expected: Vec<(String, i64, i32)> =
+            [("a", 1, 0), ("c", 3, 0), ("e", 5, 0), ("f", 6, 2), ("g", 7, 0)].iter().map(|(n, v, p)| (n.to_string(), *v, *p)).collect();
         assert_eq!(stored(&lake).await, expected);
     }
 }

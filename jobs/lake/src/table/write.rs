@@ -154,9 +154,23 @@ impl TableWriter {
     /// rows are copied once, straight from the input batches, so a window's
     /// rows are never held twice.
     pub async fn write_partitioned(&mut self, batches: &[RecordBatch]) -> Result<()> {
+        self.write_selected(batches, &[]).await
+    }
+
+    /// `write_partitioned` of the rows `selected` lists (ascending) of each
+    /// batch; a batch whose entry is `None`, or that has none, is written
+    /// whole. A stage that drops a few rows of its batches hands them over
+    /// as they are instead of copying the rest first: the files copy them
+    /// anyway.
+    pub async fn write_selected(&mut self, batches: &[RecordBatch], selected: &[Option<Vec<u32>>]) -> Result<()> {
         self.close_file().await?;
-        let batches: Vec<&RecordBatch> = batches.iter().filter(|b| b.num_rows() > 0).collect();
-        let groups: Vec<((PartitionKey, i64), Positions)> = self.group_rows(&batches)?.into_iter().collect();
+        let (batches, selected): (Vec<&RecordBatch>, Vec<Option<&[u32]>>) = batches
+            .iter()
+            .enumerate()
+            .map(|(b, batch)| (batch, selected.get(b).and_then(|rows| rows.as_deref())))
+            .filter(|(batch, _)| batch.num_rows() > 0)
+            .unzip();
+        let groups: Vec<((PartitionKey, i64), Positions)> = self.group_rows(&batches, &selected)?.into_iter().collect();
         // Sorting, copying and encoding are most of a write, and files are
         // independent: each core encodes its share of the groups.
         let encoder = &self.encoder;
@@ -170,9 +184,10 @@ impl TableWriter {
     }
 
     /// The (batch, row) positions of every (partition, hour) group, in the
-    /// order of the input. A row's group is found from the raw values of its
-    /// partition columns; each group's text key is made once.
-    fn group_rows(&self, batches: &[&RecordBatch]) -> Result<RowGroups> {
+    /// order of the input, of the `selected` rows of each batch (all when
+    /// `None`). A row's group is found from the raw values of its partition
+    /// columns; each group's text key is made once.
+    fn group_rows(&self, batches: &[&RecordBatch], selected: &[Option<&[u32]>]) -> Result<RowGroups> {
         /// Raw partition values (a string's index in `texts`; null is
         /// `i64::MIN`) and the hour.
         type RawKey = [i64; MAX_PARTITION_COLUMNS + 1];
@@ -195,7 +210,11 @@ impl TableWriter {
                 .collect::<Result<_>>()?;
             let hours = self.encoder.spec.file_hours.filter(|_| self.split_hours).and_then(|name| batch.column_by_name(name));
             let hours = hours.map(|column| column.as_primitive::<TimestampMicrosecondType>());
-            for row in 0..batch.num_rows() {
+            let rows: Box<dyn Iterator<Item = usize>> = match selected[b] {
+                Some(rows) => Box::new(rows.iter().map(|&row| row as usize)),
+                None => Box::new(0..batch.num_rows()),
+            };
+            for row in rows {
                 let mut raw: RawKey = [0; MAX_PARTITION_COLUMNS + 1];
                 for (slot, column) in raw.iter_mut().zip(&columns) {
                     *slot = raw_partition_value(column, row, &mut texts);
