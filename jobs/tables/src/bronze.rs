@@ -142,6 +142,9 @@ pub struct EventBatchBuilder {
     landing_date: Date32Builder,
     landing_hour: Int32Builder,
     object_bucket: Int32Builder,
+    /// The most rows a batch had: the room each builder keeps after one, so
+    /// the short last batch of an object leaves room for the next object's.
+    room: usize,
 }
 
 impl Default for EventBatchBuilder {
@@ -164,6 +167,7 @@ impl Default for EventBatchBuilder {
             landing_date: Date32Builder::new(),
             landing_hour: Int32Builder::new(),
             object_bucket: Int32Builder::new(),
+            room: 0,
         }
     }
 }
@@ -222,34 +226,35 @@ impl EventBatchBuilder {
 
     /// The rows pushed so far; the builder starts over empty.
     pub fn finish(&mut self) -> streamreel_lake::Result<RecordBatch> {
-        let rows = self.len();
+        self.room = self.room.max(self.len());
+        let room = self.room;
         let [event_id, customer_id, title_id, event_type] = &mut self.required;
         let [position, watch, completion, bandwidth, buffering_seconds] = &mut self.floats;
         let [buffering_events, error_count] = &mut self.counts;
         let mut columns: Vec<ArrayRef> = vec![
-            finish_text(event_id, rows),
-            finish_text(customer_id, rows),
-            finish_text(title_id, rows),
-            finish_text(event_type, rows),
-            finish_numbers(&mut self.event_timestamp, rows),
-            finish_numbers(position, rows),
-            finish_numbers(watch, rows),
-            finish_numbers(completion, rows),
-            finish_numbers(bandwidth, rows),
-            finish_numbers(buffering_events, rows),
-            finish_numbers(buffering_seconds, rows),
-            finish_numbers(error_count, rows),
+            finish_text(event_id, room),
+            finish_text(customer_id, room),
+            finish_text(title_id, room),
+            finish_text(event_type, room),
+            finish_numbers(&mut self.event_timestamp, room),
+            finish_numbers(position, room),
+            finish_numbers(watch, room),
+            finish_numbers(completion, room),
+            finish_numbers(bandwidth, room),
+            finish_numbers(buffering_events, room),
+            finish_numbers(buffering_seconds, room),
+            finish_numbers(error_count, room),
         ];
-        columns.extend(self.texts.iter_mut().map(|builder| finish_text(builder, rows)));
+        columns.extend(self.texts.iter_mut().map(|builder| finish_text(builder, room)));
         columns.extend([
             Arc::new(self.invalid_fields.finish()) as ArrayRef,
-            finish_text(&mut self.source_object, rows),
-            finish_numbers(&mut self.line_number, rows),
-            finish_text(&mut self.run_id, rows),
-            finish_text(&mut self.raw_line, rows),
-            finish_numbers(&mut self.landing_date, rows),
-            finish_numbers(&mut self.landing_hour, rows),
-            finish_numbers(&mut self.object_bucket, rows),
+            finish_text(&mut self.source_object, room),
+            finish_numbers(&mut self.line_number, room),
+            finish_text(&mut self.run_id, room),
+            finish_text(&mut self.raw_line, room),
+            finish_numbers(&mut self.landing_date, room),
+            finish_numbers(&mut self.landing_hour, room),
+            finish_numbers(&mut self.object_bucket, room),
         ]);
         RecordBatch::try_new(EVENTS.schema.clone(), columns).map_err(|e| streamreel_lake::LakeError::data("building bronze/events rows", e))
     }

@@ -6,11 +6,15 @@ use std::sync::Arc;
 
 use streamreel_lake::arrow::array::{Array, ArrayRef, ArrowPrimitiveType, BooleanBuilder, PrimitiveBuilder, StringBuilder};
 
-/// Finishes a column and leaves its builder sized like it: the next batch is
-/// about as large, and growing from empty copied its bytes several times.
+/// Finishes a column and leaves its builder with room for `rows` rows of
+/// texts as long as this batch's, and an eighth more: the next batch is about
+/// as large, and growing from empty copied its bytes several times, as did
+/// outgrowing an exact fit by one byte (the buffer doubled and was copied
+/// whole).
 pub(crate) fn finish_text(builder: &mut StringBuilder, rows: usize) -> ArrayRef {
     let array = builder.finish();
-    *builder = StringBuilder::with_capacity(rows, array.values().len());
+    let bytes = array.values().len() * rows / array.len().max(1);
+    *builder = StringBuilder::with_capacity(rows, bytes + bytes / 8);
     Arc::new(array)
 }
 
