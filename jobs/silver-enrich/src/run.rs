@@ -236,7 +236,7 @@ fn by_chunk(batch: RecordBatch, buckets: &[u32], chunk_of: &[Option<usize>]) -> 
     // Stable: each chunk keeps the batch's row order.
     rows.sort_by_key(|(part, _)| *part);
     let indices: UInt32Array = rows.iter().map(|(_, row)| *row).collect();
-    let ordered = take_record_batch(&batch, &indices).map_err(|e| LakeError::data("parking enriched rows by chunk", e))?;
+    let ordered = take_record_batch(&batch, &indices).map_err(|e| LakeError::data("parking rows by chunk", e))?;
     let mut parts = Vec::new();
     let mut start = 0;
     for run in rows.chunk_by(|a, b| a.0 == b.0) {

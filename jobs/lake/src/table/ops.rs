@@ -120,12 +120,18 @@ mod tests {
         found
     }
 
+    /// A new table of `SPEC` in `dir`, and what its commits carry.
+    async fn empty_table(dir: &tempfile::TempDir) -> (Location, CommitMeta, Table) {
+        let lake = Location::parse(dir.path().to_str().unwrap()).unwrap();
+        let meta = CommitMeta { worker: "test".into(), run_id: "run".into(), window: None, shard: None };
+        let table = Table::open(&lake, &SPEC, 1).await.unwrap();
+        (lake, meta, table)
+    }
+
     #[tokio::test]
     async fn replacing_rows_rewrites_only_the_files_that_hold_a_match() {
         let dir = tempfile::tempdir().unwrap();
-        let lake = Location::parse(dir.path().to_str().unwrap()).unwrap();
-        let meta = CommitMeta { worker: "test".into(), run_id: "run".into(), window: None, shard: None };
-        let mut table = Table::open(&lake, &SPEC, 1).await.unwrap();
+        let (lake, meta, mut table) = empty_table(&dir).await;
         let change = table.append(&[rows(&[("a", 1, 0), ("b", 2, 0), ("c", 3, 1), ("d", 4, 2)])]).await.unwrap();
         table.commit(change, &meta).await.unwrap();
         let mut table = Table::open(&lake, &SPEC, 1).await.unwrap();
@@ -148,9 +154,7 @@ mod tests {
     #[tokio::test]
     async fn only_the_selected_rows_of_new_batches_are_added() {
         let dir = tempfile::tempdir().unwrap();
-        let lake = Location::parse(dir.path().to_str().unwrap()).unwrap();
-        let meta = CommitMeta { worker: "test".into(), run_id: "run".into(), window: None, shard: None };
-        let mut table = Table::open(&lake, &SPEC, 1).await.unwrap();
+        let (lake, meta, mut table) = empty_table(&dir).await;
         let nothing = RowFilter::new(&["value"], |batch| BooleanArray::from(vec![false; batch.num_rows()]));
         let batches = [rows(&[("a", 1, 0), ("b", 2, 1), ("c", 3, 0), ("d", 4, 0)]), rows(&[("e", 5, 0), ("f", 6, 2)]), rows(&[("g", 7, 0)])];
         // Rows 0 and 2 of the first batch, the second whole (`None`), the
