@@ -52,7 +52,7 @@ impl Table {
             hit.push(file);
         }
         // The kept rows are whole batches; the new ones follow with their selections.
-        let selected: Vec<Option<Vec<u32>>> = std::iter::repeat_n(None, kept.len()).chain(selected.iter().cloned()).collect();
+        let selected: Vec<Option<&[u32]>> = std::iter::repeat_n(None, kept.len()).chain(selected.iter().map(Option::as_deref)).collect();
         kept.extend(rows.iter().cloned());
         let mut writer = self.writer();
         writer.write_selected(&kept, &selected).await?;

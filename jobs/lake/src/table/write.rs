@@ -162,12 +162,12 @@ impl TableWriter {
     /// whole. A stage that drops a few rows of its batches hands them over
     /// as they are instead of copying the rest first: the files copy them
     /// anyway.
-    pub async fn write_selected(&mut self, batches: &[RecordBatch], selected: &[Option<Vec<u32>>]) -> Result<()> {
+    pub async fn write_selected(&mut self, batches: &[RecordBatch], selected: &[Option<&[u32]>]) -> Result<()> {
         self.close_file().await?;
         let (batches, selected): (Vec<&RecordBatch>, Vec<Option<&[u32]>>) = batches
             .iter()
             .enumerate()
-            .map(|(b, batch)| (batch, selected.get(b).and_then(|rows| rows.as_deref())))
+            .map(|(b, batch)| (batch, selected.get(b).copied().flatten()))
             .filter(|(batch, _)| batch.num_rows() > 0)
             .unzip();
         let groups: Vec<((PartitionKey, i64), Positions)> = self.group_rows(&batches, &selected)?.into_iter().collect();
