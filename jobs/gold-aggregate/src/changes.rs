@@ -1,10 +1,11 @@
 //! What the window's silver runs changed, read from the silver change log:
 //! per customer bucket, the viewer-videos, titles and days gold recomputes.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use ahash::AHashSet;
+use ahash::{AHashMap, AHashSet};
 use streamreel_lake::arrow::array::{AsArray, RecordBatch, StringArray};
 use streamreel_lake::arrow::datatypes::{Int32Type, TimestampMicrosecondType};
 use streamreel_lake::cores::map_on_cores;
@@ -19,7 +20,8 @@ const CHANGE_COLUMNS: [&str; 6] = ["customer_id", "title_id", "session_key", "se
 /// What changed in one customer bucket.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct BucketChanges {
-    pub viewer_titles: BTreeSet<(String, String)>,
+    /// Distinct (customer, title) pairs, in no particular order.
+    pub viewer_titles: Vec<(String, String)>,
     pub titles: BTreeSet<String>,
     /// Days sessions started on: viewer_daily, video_daily, qos_hourly.
     pub start_days: BTreeSet<i32>,
@@ -40,17 +42,24 @@ pub struct Changes {
     pub buckets: BTreeMap<u32, BucketChanges>,
 }
 
+/// What the title-level tables need of the changes, over every bucket read.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Touched {
+    /// Distinct change-log rows.
+    pub rows: usize,
+    pub titles: BTreeSet<String>,
+    pub start_days: BTreeSet<i32>,
+    pub playing_days: BTreeSet<i32>,
+}
+
 impl Changes {
-    pub fn titles(&self) -> BTreeSet<String> {
-        self.buckets.values().flat_map(|b| b.titles.iter().cloned()).collect()
-    }
-
-    pub fn start_days(&self) -> BTreeSet<i32> {
-        self.buckets.values().flat_map(|b| b.start_days.iter().copied()).collect()
-    }
-
-    pub fn playing_days(&self) -> BTreeSet<i32> {
-        self.buckets.values().flat_map(|b| b.playing_days.iter().copied()).collect()
+    pub fn touched(&self) -> Touched {
+        Touched {
+            rows: self.rows,
+            titles: self.buckets.values().flat_map(|b| b.titles.iter().cloned()).collect(),
+            start_days: self.buckets.values().flat_map(|b| b.start_days.iter().copied()).collect(),
+            playing_days: self.buckets.values().flat_map(|b| b.playing_days.iter().copied()).collect(),
+        }
     }
 }
 
@@ -103,24 +112,103 @@ impl<'a> ChangeColumns<'a> {
     }
 }
 
+/// A changed viewer-video: (customer, title).
+type Pair<'a> = (&'a str, &'a str);
+/// One of its sessions as logged: (session key, start, end).
+type Session<'a> = (&'a str, i64, i64);
+
 /// One bucket's distinct changes (reruns append the same rows again: each
 /// counts once) and what they change. Rows stay borrowed from the batches
-/// until a distinct value is kept.
+/// until a distinct value is kept. Most viewer-videos change in one session,
+/// so only the sessions after a pair's first go through a second set.
 fn bucket_changes(columns: &[ChangeColumns], rows: &[(u32, u32)]) -> (usize, BucketChanges) {
-    let mut distinct: AHashSet<(&str, &str, &str, i64, i64)> = AHashSet::with_capacity(rows.len());
+    let mut first: AHashMap<Pair, Session> = AHashMap::with_capacity(rows.len());
+    let mut more: AHashSet<(Pair, Session)> = AHashSet::new();
     for &(b, i) in rows {
         let (c, i) = (&columns[b as usize], i as usize);
-        distinct.insert((c.customer.value(i), c.title.value(i), c.session_key.value(i), c.start[i], c.end[i]));
+        let (pair, session) = ((c.customer.value(i), c.title.value(i)), (c.session_key.value(i), c.start[i], c.end[i]));
+        match first.entry(pair) {
+            Entry::Vacant(entry) => {
+                entry.insert(session);
+            }
+            Entry::Occupied(entry) if *entry.get() != session => {
+                more.insert((pair, session));
+            }
+            Entry::Occupied(_) => {}
+        }
     }
-    let (mut pairs, mut titles) = (AHashSet::new(), AHashSet::new());
+    let mut titles = AHashSet::new();
     let mut changed = BucketChanges::default();
-    for &(customer, title, _, start, end) in &distinct {
-        pairs.insert((customer, title));
+    for (&(_, title), &(_, start, end)) in first.iter().chain(more.iter().map(|(pair, session)| (pair, session))) {
         titles.insert(title);
         changed.start_days.insert(day_of(start));
         changed.playing_days.extend(day_of(start)..=day_of(end));
     }
-    changed.viewer_titles = pairs.into_iter().map(|(customer, title)| (customer.to_string(), title.to_string())).collect();
     changed.titles = titles.into_iter().map(str::to_string).collect();
-    (distinct.len(), changed)
+    let distinct = first.len() + more.len();
+    changed.viewer_titles = first.into_keys().map(|(customer, title)| (customer.to_string(), title.to_string())).collect();
+    (distinct, changed)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use streamreel_lake::arrow::array::{ArrayRef, TimestampMicrosecondArray};
+    use streamreel_lake::time::MICROS_PER_DAY;
+
+    use super::*;
+
+    /// (customer, title, session key, start day, end day).
+    type Row = (&'static str, &'static str, &'static str, i64, i64);
+
+    /// The change-log columns of `rows`.
+    fn log(rows: &[Row]) -> RecordBatch {
+        let text = |f: fn(&Row) -> &'static str| Arc::new(StringArray::from_iter_values(rows.iter().map(f))) as ArrayRef;
+        let time =
+            |f: fn(&Row) -> i64| Arc::new(TimestampMicrosecondArray::from_iter_values(rows.iter().map(|r| f(r) * MICROS_PER_DAY + 1))) as ArrayRef;
+        RecordBatch::try_from_iter(vec![
+            ("customer_id", text(|r| r.0)),
+            ("title_id", text(|r| r.1)),
+            ("session_key", text(|r| r.2)),
+            ("session_start", time(|r| r.3)),
+            ("session_end", time(|r| r.4)),
+        ])
+        .unwrap()
+    }
+
+    #[test]
+    fn a_bucket_counts_each_change_once_and_gathers_what_it_touches() {
+        // A rerun logs the same rows again; the viewer-video of the first
+        // rows changed in a second session too, and once more in another batch.
+        let batches = [
+            log(&[("c1", "t1", "s1", 0, 0), ("c1", "t1", "s1", 0, 0), ("c1", "t1", "s2", 2, 2), ("c2", "t2", "s3", 0, 1)]),
+            log(&[("c1", "t1", "s2", 2, 2), ("c2", "t2", "s3", 0, 1), ("c1", "t1", "s4", 3, 3)]),
+        ];
+        let columns: Vec<ChangeColumns> = batches.iter().map(ChangeColumns::of).collect();
+        let rows: Vec<(u32, u32)> = [(0, 0), (0, 1), (0, 2), (0, 3), (1, 0), (1, 1), (1, 2)].to_vec();
+        let (distinct, mut changed) = bucket_changes(&columns, &rows);
+        assert_eq!(distinct, 4);
+        changed.viewer_titles.sort();
+        assert_eq!(changed.viewer_titles, [("c1".to_string(), "t1".to_string()), ("c2".to_string(), "t2".to_string())]);
+        assert_eq!(changed.titles, BTreeSet::from(["t1".to_string(), "t2".to_string()]));
+        assert_eq!(changed.start_days, BTreeSet::from([0, 2, 3]));
+        assert_eq!(changed.playing_days, BTreeSet::from([0, 1, 2, 3]));
+    }
+
+    #[test]
+    fn what_is_touched_is_the_union_over_buckets() {
+        let bucket = |title: &str, day: i32| BucketChanges {
+            viewer_titles: vec![("c".into(), title.into())],
+            titles: BTreeSet::from([title.to_string()]),
+            start_days: BTreeSet::from([day]),
+            playing_days: BTreeSet::from([day, day + 1]),
+        };
+        let changes = Changes { rows: 5, buckets: BTreeMap::from([(3, bucket("t1", 10)), (7, bucket("t2", 12))]) };
+        let touched = changes.touched();
+        assert_eq!(touched.rows, 5);
+        assert_eq!(touched.titles, BTreeSet::from(["t1".to_string(), "t2".to_string()]));
+        assert_eq!(touched.start_days, BTreeSet::from([10, 12]));
+        assert_eq!(touched.playing_days, BTreeSet::from([10, 11, 12, 13]));
+    }
 }

@@ -16,7 +16,7 @@ use streamreel_tables::gold::{
 };
 use streamreel_tables::silver::day_and_bucket;
 
-use crate::changes::Changes;
+use crate::changes::Touched;
 use crate::metrics::{INTERVAL_MICROS, INTERVALS_PER_DAY};
 use crate::shard::read_rows;
 
@@ -30,11 +30,11 @@ pub async fn run(
     lake: &Location,
     buckets: u32,
     metadata: &Metadata,
-    changes: &Changes,
+    touched: &Touched,
     loaded_at: i64,
     meta: &CommitMeta,
 ) -> Result<FinalizeCounts, LakeError> {
-    let (days, playing_days, titles) = (changes.start_days(), changes.playing_days(), changes.titles());
+    let Touched { start_days: days, playing_days, titles, .. } = touched;
     let mut video_daily = Table::open(lake, &VIDEO_DAILY, buckets).await?;
     let mut qos = Table::open(lake, &QOS_HOURLY, buckets).await?;
     let mut concurrency = Table::open(lake, &CONCURRENCY, buckets).await?;
@@ -45,21 +45,21 @@ pub async fn run(
         move |key: &PartitionKey| day_and_bucket(key).is_some_and(|(d, _)| days.contains(&d))
     };
 
-    let mut parts: Vec<VideoDailyPart> = read_rows(&Table::open(lake, &VIDEO_DAILY_PARTS, buckets).await?, in_days(&days)).await?;
+    let mut parts: Vec<VideoDailyPart> = read_rows(&Table::open(lake, &VIDEO_DAILY_PARTS, buckets).await?, in_days(days)).await?;
     parts.sort_by_key(|p| p.customer_bucket);
     let rows = sum_video_daily(&parts, metadata, loaded_at);
-    let change = video_daily.replace_partitions(day_keys(&days), &[encode(&VIDEO_DAILY.schema, &rows)?]).await?;
+    let change = video_daily.replace_partitions(day_keys(days), &[encode(&VIDEO_DAILY.schema, &rows)?]).await?;
     video_daily.commit(change, meta).await?;
 
-    let mut parts: Vec<QosPart> = read_rows(&Table::open(lake, &QOS_HOURLY_PARTS, buckets).await?, in_days(&days)).await?;
+    let mut parts: Vec<QosPart> = read_rows(&Table::open(lake, &QOS_HOURLY_PARTS, buckets).await?, in_days(days)).await?;
     parts.sort_by_key(|p| p.customer_bucket);
     let rows = sum_qos(&parts, loaded_at);
-    let change = qos.replace_partitions(day_keys(&days), &[encode(&QOS_HOURLY.schema, &rows)?]).await?;
+    let change = qos.replace_partitions(day_keys(days), &[encode(&QOS_HOURLY.schema, &rows)?]).await?;
     qos.commit(change, meta).await?;
 
-    let parts: Vec<ConcurrencyPart> = read_rows(&Table::open(lake, &CONCURRENCY_PARTS, buckets).await?, in_days(&playing_days)).await?;
-    let rows = sum_concurrency(&parts, &playing_days, loaded_at);
-    let change = concurrency.replace_partitions(day_keys(&playing_days), &[encode(&CONCURRENCY.schema, &rows)?]).await?;
+    let parts: Vec<ConcurrencyPart> = read_rows(&Table::open(lake, &CONCURRENCY_PARTS, buckets).await?, in_days(playing_days)).await?;
+    let rows = sum_concurrency(&parts, playing_days, loaded_at);
+    let change = concurrency.replace_partitions(day_keys(playing_days), &[encode(&CONCURRENCY.schema, &rows)?]).await?;
     concurrency.commit(change, meta).await?;
 
     // The retention table is one file: rewritten only when a title changed.
@@ -73,7 +73,7 @@ pub async fn run(
         retention.commit(change, meta).await?;
     }
 
-    Ok(FinalizeCounts { days: days.union(&playing_days).count() as u64, titles: titles.len() as u64 })
+    Ok(FinalizeCounts { days: days.union(playing_days).count() as u64, titles: titles.len() as u64 })
 }
 
 fn sum_video_daily(parts: &[VideoDailyPart], metadata: &Metadata, loaded_at: i64) -> Vec<VideoDailyRow> {

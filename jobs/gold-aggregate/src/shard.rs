@@ -232,7 +232,7 @@ fn compute_bucket(input: &ShardInput<'_>, read: &BucketRead<'_>) -> Result<Outpu
         }
     }
     out.engagement.extend(kept);
-    out.engagement.push(encode(&ENGAGEMENT.schema, &fresh)?);
+    out.engagement.push(EngagementRow::batch(&fresh)?);
     out.bucket_partitions.insert(bucket_key);
 
     // A session's event_date is the day it starts, so the sessions, sorted
