@@ -465,18 +465,18 @@ mod tests {
 
     #[test]
     fn video_daily_measures_each_viewer_on_their_own_sessions_of_the_group() {
-        let mut again = peter();
-        again.session_key = "s2".into();
-        again.session_start = 2;
-        again.watched_seconds = 100.0;
-        again.watched_intervals = vec![100.0, 200.0];
-        again.max_position_seconds = 200.0;
-        let mut other = peter();
-        other.customer_id = "anna".into();
-        other.session_start = 1;
-        other.watched_seconds = 60.0;
-        other.watched_intervals = vec![0.0, 60.0];
-        other.max_position_seconds = 60.0;
+        // A session of the worked example's video that watched [from, to].
+        let watched = |customer: &str, key: &str, start: i64, from: f64, to: f64| SessionRow {
+            customer_id: customer.into(),
+            session_key: key.into(),
+            session_start: start,
+            watched_seconds: to - from,
+            watched_intervals: vec![from, to],
+            max_position_seconds: to,
+            ..peter()
+        };
+        let again = watched("peter", "s2", 2, 100.0, 200.0);
+        let other = watched("anna", "s1", 1, 0.0, 60.0);
         // Another country: a group of its own.
         let mut abroad = other.clone();
         abroad.session_key = "s3".into();
