@@ -3,9 +3,10 @@
 //! address replaced by a keyed hash and its network, and the keys and bucket
 //! later runs look events up by.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, LazyLock};
+
+use ahash::AHashMap;
 
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
@@ -73,9 +74,12 @@ impl IpMasker {
     }
 }
 
+/// Each address's keyed hash and network, looked up once per event.
+pub type Masks = AHashMap<String, (String, Option<String>)>;
+
 /// Hashes every distinct address of the batches once.
-pub fn mask_addresses(batches: &[RecordBatch], masker: &IpMasker) -> HashMap<String, (String, Option<String>)> {
-    let mut masks = HashMap::new();
+pub fn mask_addresses(batches: &[RecordBatch], masker: &IpMasker) -> Masks {
+    let mut masks = Masks::new();
     for batch in batches {
         for value in strings(batch, "ip_address").iter().flatten() {
             if !masks.contains_key(value) {
@@ -93,7 +97,7 @@ fn strings(batch: &RecordBatch, name: &str) -> StringArray {
 /// What enrichment needs besides the rows.
 pub struct Enrichment<'a> {
     pub metadata: &'a Metadata,
-    pub masks: &'a HashMap<String, (String, Option<String>)>,
+    pub masks: &'a Masks,
     pub key_id: &'a str,
     pub buckets: u32,
 }

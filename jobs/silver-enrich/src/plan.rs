@@ -345,11 +345,11 @@ fn key_filter(keys: Arc<KeySet>, column: &'static str) -> impl Fn(&RecordBatch) 
 
 /// The candidates' event keys by customer bucket: a stored file of a
 /// bucket is opened only when its key filter may hold one of them.
-struct KeysByBucket(HashMap<u32, Vec<u64>>);
+struct KeysByBucket(ahash::AHashMap<u32, Vec<u64>>);
 
 impl KeysByBucket {
     fn of(candidates: &[RecordBatch]) -> Result<KeysByBucket, SilverError> {
-        let mut by_bucket: HashMap<u32, Vec<u64>> = HashMap::new();
+        let mut by_bucket: ahash::AHashMap<u32, Vec<u64>> = ahash::AHashMap::new();
         for batch in candidates {
             let (Some(buckets), Some(keys)) = (batch.column_by_name(CUSTOMER_BUCKET), batch.column_by_name("event_key")) else {
                 return Err(LakeError::data("candidate events", "no customer_bucket or event_key column").into());
@@ -628,7 +628,7 @@ async fn old_sessions(
     sessions: &Table,
     scope: &BTreeSet<PartitionKey>,
     hashes: Arc<KeySet>,
-) -> Result<HashMap<(String, String), Vec<ChangeRow>>, SilverError> {
+) -> Result<ahash::AHashMap<(String, String), Vec<ChangeRow>>, SilverError> {
     let files = sessions.files_where(|key| scope.contains(key));
     let filter = RowFilter::new(&["customer_id", "session_key"], move |batch: &RecordBatch| {
         let customer = batch.column_by_name("customer_id").expect("customer_id").as_string::<i32>();
@@ -637,7 +637,7 @@ async fn old_sessions(
     });
     let batches =
         sessions.scan(files).columns(&["customer_id", "title_id", "session_key", "session_start", "session_end"]).filter(filter).read().await?;
-    let mut old: HashMap<(String, String), Vec<ChangeRow>> = HashMap::new();
+    let mut old: ahash::AHashMap<(String, String), Vec<ChangeRow>> = ahash::AHashMap::new();
     for batch in &batches {
         let text = |n: &str| batch.column_by_name(n).expect("session column").as_string::<i32>().clone();
         let time = |n: &str| batch.column_by_name(n).expect("session column").as_primitive::<TimestampMicrosecondType>().clone();

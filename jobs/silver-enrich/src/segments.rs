@@ -2,7 +2,9 @@
 //! "Watched segments"): pure functions from one session's ordered events to
 //! its splits, watched segments and the per-video facts gold needs.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+
+use ahash::AHashMap;
 
 use streamreel_lake::config::MetricSettings;
 use streamreel_tables::EventType;
@@ -121,8 +123,9 @@ enum State {
 pub fn watch_session<'a>(events: &[SessionEvent<'a>], settings: &MetricSettings, duration_of: impl Fn(&str) -> Option<f64>) -> SessionResult<'a> {
     let tolerance = settings.jump_tolerance_seconds;
     let mut result = SessionResult::default();
-    let mut video_index: HashMap<&'a str, usize> = HashMap::new();
-    let mut last_position: HashMap<&'a str, f64> = HashMap::new();
+    // Looked up on every playback event: a fast hash.
+    let mut video_index: AHashMap<&'a str, usize> = AHashMap::new();
+    let mut last_position: AHashMap<&'a str, f64> = AHashMap::new();
     let mut state = State::Idle;
     // (time, position, title) of the previous playback event.
     let mut prev: Option<(i64, f64, &'a str)> = None;

@@ -5,7 +5,9 @@
 //! conflict) recomputes them all. Then the duplicates (their distinct
 //! union), the segments, the sessions, and `silver/events` last.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+
+use ahash::AHashMap;
 use std::sync::Arc;
 
 use streamreel_lake::arrow::array::{AsArray, BooleanArray, RecordBatch};
@@ -69,7 +71,7 @@ async fn duplicates_change(table: &Table, rows: Vec<DuplicateRow>, reads: BTreeS
 fn region_filter(regions: Regions) -> RowFilter {
     // Identities by the hash of (customer, session key), checked by their text.
     type Identities = Vec<(String, String, Vec<(i64, i64)>)>;
-    let mut by_hash: HashMap<i64, Identities> = HashMap::new();
+    let mut by_hash: AHashMap<i64, Identities> = AHashMap::new();
     for ((customer, key), region) in regions {
         by_hash.entry(key_hash(&[&customer, &key])).or_default().push((customer, key, region));
     }

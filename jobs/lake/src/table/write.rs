@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use ahash::AHashMap;
 use deltalake::arrow::array::{Array, ArrayData, ArrayRef, AsArray, MutableArrayData, RecordBatch, TimestampMicrosecondArray, make_array};
 use deltalake::arrow::compute::{SortColumn, interleave, interleave_record_batch, lexsort_to_indices};
 use deltalake::arrow::datatypes::{DataType, Date32Type, Int32Type, Int64Type, Schema, SchemaRef, TimeUnit, TimestampMicrosecondType};
@@ -194,8 +195,9 @@ impl TableWriter {
         if self.encoder.spec.partition_columns.len() > MAX_PARTITION_COLUMNS {
             return Err(self.encoder.failed("a partitioned batch", format!("more than {MAX_PARTITION_COLUMNS} partition columns")));
         }
-        let mut texts: HashMap<String, i64> = HashMap::new();
-        let mut groups: HashMap<RawKey, usize> = HashMap::new();
+        // Looked up on every row: a fast hash.
+        let mut texts: AHashMap<String, i64> = AHashMap::new();
+        let mut groups: AHashMap<RawKey, usize> = AHashMap::new();
         // Per group, in order of appearance: its (text key, hour) and rows.
         let mut found: Vec<((PartitionKey, i64), Positions)> = Vec::new();
         for (b, batch) in batches.iter().enumerate() {
@@ -489,7 +491,7 @@ fn gather(batches: &[&RecordBatch], positions: &Positions, runs: &[(usize, usize
 
 /// A partition value as a number that tells values apart: the value of a
 /// numeric column, a string's index in `texts`, `i64::MIN` for null.
-fn raw_partition_value(column: &ArrayRef, row: usize, texts: &mut HashMap<String, i64>) -> i64 {
+fn raw_partition_value(column: &ArrayRef, row: usize, texts: &mut AHashMap<String, i64>) -> i64 {
     if column.is_null(row) {
         return i64::MIN;
     }
