@@ -40,17 +40,27 @@ impl Table {
         reads.extend(scope.iter().map(|f| f.partition.clone()));
         let mut hit = Vec::new();
         let mut kept: Vec<RecordBatch> = Vec::new();
+        let mut replaced = 0;
         for (file, batches) in self.scan(scope).read_per_file().await? {
             let selected = batches.iter().map(|batch| matches.select(batch)).collect::<Result<Vec<BooleanArray>>>()?;
-            if selected.iter().all(|s| s.true_count() == 0) {
+            let matched: usize = selected.iter().map(|s| s.true_count()).sum();
+            if matched == 0 {
                 continue;
             }
+            replaced += matched;
             for (batch, selected) in batches.iter().zip(&selected) {
                 let others = not(selected).map_err(|e| LakeError::data("rows to keep", e))?;
                 kept.push(filter_record_batch(batch, &others).map_err(|e| LakeError::data("rows to keep", e))?);
             }
             hit.push(file);
         }
+        tracing::debug!(
+            table = %self.location(),
+            files = hit.len(),
+            replaced,
+            kept = kept.iter().map(|b| b.num_rows()).sum::<usize>(),
+            "rewriting files without the replaced rows"
+        );
         // The kept rows are whole batches; the new ones follow with their selections.
         let selected: Vec<Option<&[u32]>> = std::iter::repeat_n(None, kept.len()).chain(selected.iter().map(Option::as_deref)).collect();
         kept.extend(rows.iter().cloned());
