@@ -7,7 +7,6 @@ use std::net::IpAddr;
 use std::sync::{Arc, LazyLock};
 
 use ahash::AHashMap;
-
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use streamreel_lake::arrow::array::{

@@ -5,7 +5,6 @@
 use std::collections::BTreeSet;
 
 use ahash::AHashMap;
-
 use streamreel_lake::config::MetricSettings;
 use streamreel_tables::EventType;
 

@@ -6,10 +6,9 @@
 //! union), the segments, the sessions, and `silver/events` last.
 
 use std::collections::BTreeSet;
-
-use ahash::AHashMap;
 use std::sync::Arc;
 
+use ahash::AHashMap;
 use streamreel_lake::arrow::array::{AsArray, BooleanArray, RecordBatch};
 use streamreel_lake::arrow::datatypes::{Int64Type, TimestampMicrosecondType};
 use streamreel_lake::rows::{decode, encode};
