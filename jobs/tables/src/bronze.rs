@@ -149,17 +149,13 @@ pub struct EventBatchBuilder {
 
 impl Default for EventBatchBuilder {
     fn default() -> Self {
-        let item = match EVENTS.schema.field_with_name("invalid_fields").map(|f| f.data_type()) {
-            Ok(DataType::List(item)) => item.clone(),
-            _ => unreachable!("invalid_fields is a list column"),
-        };
         EventBatchBuilder {
             required: Default::default(),
             event_timestamp: TimestampMicrosecondBuilder::new().with_data_type(crate::fields::timestamp_type()),
             floats: Default::default(),
             counts: Default::default(),
             texts: Default::default(),
-            invalid_fields: ListBuilder::new(StringBuilder::new()).with_field(item),
+            invalid_fields: ListBuilder::new(StringBuilder::new()),
             source_object: StringBuilder::new(),
             line_number: Int64Builder::new(),
             run_id: StringBuilder::new(),

@@ -36,6 +36,8 @@ pub fn timestamp(name: &str, nullable: bool) -> Field {
     Field::new(name, timestamp_type(), nullable)
 }
 
+/// A list column whose items are the nullable field every arrow list
+/// builder makes by default, so the builders need no field of their own.
 pub fn list(name: &str, item: DataType) -> Field {
-    Field::new(name, DataType::List(Arc::new(Field::new("item", item, true))), false)
+    Field::new(name, DataType::List(Arc::new(Field::new_list_field(item, true))), false)
 }

@@ -112,12 +112,8 @@ impl EngagementRow {
         let times = |f: fn(&EngagementRow) -> i64| {
             Arc::new(TimestampMicrosecondArray::from_iter_values(rows.iter().map(f)).with_data_type(timestamp_type())) as ArrayRef
         };
-        let item = |name: &str| match ENGAGEMENT.schema.field_with_name(name).map(|f| f.data_type()) {
-            Ok(DataType::List(item)) => Ok(item.clone()),
-            _ => Err(streamreel_lake::LakeError::data(format!("{} {name}", ENGAGEMENT.path), "not a list column")),
-        };
-        let mut flags = ListBuilder::new(StringBuilder::new()).with_field(item("quality_flags")?);
-        let mut intervals = ListBuilder::new(Float64Builder::new()).with_field(item("unique_watch_intervals")?);
+        let mut flags = ListBuilder::new(StringBuilder::new());
+        let mut intervals = ListBuilder::new(Float64Builder::new());
         for row in rows {
             flags.append_value(row.quality_flags.iter().map(Some));
             intervals.values().append_slice(&row.unique_watch_intervals);
