@@ -63,6 +63,9 @@ enum Loose<'a> {
     Missing,
     Null,
     Text(Cow<'a, str>),
+    /// A JSON integer, exact: a numeric id (`"device_id": 12345678901234567890`)
+    /// is kept as text digit for digit, which an `f64` would round.
+    Integer(i128),
     Number(f64),
     Bool(bool),
     Nested,
@@ -86,10 +89,10 @@ impl<'de: 'a, 'a> Deserialize<'de> for Loose<'a> {
                 Ok(Loose::Text(Cow::Owned(v)))
             }
             fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
-                Ok(Loose::Number(v as f64))
+                Ok(Loose::Integer(v.into()))
             }
             fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
-                Ok(Loose::Number(v as f64))
+                Ok(Loose::Integer(v.into()))
             }
             fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
                 Ok(Loose::Number(v))
@@ -295,7 +298,7 @@ fn kind(value: &Loose) -> &'static str {
         Loose::Missing => "missing",
         Loose::Null => "null",
         Loose::Text(_) => "a string",
-        Loose::Number(_) => "a number",
+        Loose::Integer(_) | Loose::Number(_) => "a number",
         Loose::Bool(_) => "a boolean",
         Loose::Nested => "an array or object",
     }
@@ -314,6 +317,7 @@ fn required_text<'a>(value: Loose<'a>, name: &str) -> Result<Cow<'a, str>, Rejec
 fn optional_text<'a>(value: Loose<'a>, name: &'static str, invalid: &mut Vec<&'static str>) -> Option<Cow<'a, str>> {
     match value {
         Loose::Text(text) if !text.trim().is_empty() => Some(text),
+        Loose::Integer(n) => Some(Cow::Owned(n.to_string())),
         Loose::Number(n) => Some(Cow::Owned(n.to_string())),
         Loose::Bool(b) => Some(Cow::Borrowed(if b { "true" } else { "false" })),
         Loose::Nested => {
@@ -328,6 +332,7 @@ fn optional_text<'a>(value: Loose<'a>, name: &'static str, invalid: &mut Vec<&'s
 fn number(value: Loose<'_>) -> Result<Option<f64>, String> {
     match value {
         Loose::Missing | Loose::Null => Ok(None),
+        Loose::Integer(n) => Ok(Some(n as f64)),
         Loose::Number(n) => Ok(Some(n)),
         Loose::Text(text) if text.trim().is_empty() => Ok(None),
         Loose::Text(text) => match text.trim().parse::<f64>() {
@@ -502,6 +507,11 @@ mod tests {
         assert_eq!(parsed(with("watch_duration_seconds", (-0.5).into())).0, vec!["watch_duration_seconds"]);
         assert_eq!(parsed(with("session_id", serde_json::json!({"a": 1}))), (vec!["session_id"], Some(25.5), None, None, None));
         assert_eq!(parsed(with("session_id", 17.into())).4.as_deref(), Some("17"));
+        // Digit for digit, past what an f64 holds exactly (2^53), either sign.
+        assert_eq!(parsed(with("session_id", u64::MAX.into())).4.as_deref(), Some("18446744073709551615"));
+        assert_eq!(parsed(with("session_id", 9_007_199_254_740_993i64.into())).4.as_deref(), Some("9007199254740993"));
+        assert_eq!(parsed(with("session_id", i64::MIN.into())).4.as_deref(), Some("-9223372036854775808"));
+        assert_eq!(parsed(with("session_id", 2.5.into())).4.as_deref(), Some("2.5"));
         let mut quality_event = with("event_type", "buffer_start".into());
         quality_event["position_seconds"] = "abc".into();
         assert_eq!(parsed(quality_event).0, vec!["position_seconds"]);
