@@ -3,6 +3,7 @@
 //! reason.
 
 pub mod error;
+mod flat;
 pub mod ingest;
 pub mod landing;
 pub mod lines;
