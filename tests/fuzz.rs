@@ -15,7 +15,7 @@ use streamreel_lake::{Shard, Window};
 use streamreel_scenarios::{
     SimulationSpec, bronze, chain, compared_tables, finalize, first_difference, gold, hours, land, shuffle, silver, simulated, snapshot,
 };
-use streamreel_testkit::TestLake;
+use streamreel_testkit::{TestLake, fuzz_seed};
 
 const MIN_SEEDS: u64 = 3;
 
@@ -118,10 +118,7 @@ async fn one_seed(seed: u64) -> Result<String, String> {
 
 #[tokio::test]
 async fn any_order_of_hourly_runs_and_reruns_equals_one_run_over_hostile_deliveries() {
-    let base: u64 = match std::env::var("STREAMREEL_FUZZ_SEED") {
-        Ok(seed) => seed.parse().expect("STREAMREEL_FUZZ_SEED is a number"),
-        Err(_) => std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_nanos() as u64 % 1_000_000_007,
-    };
+    let base = fuzz_seed();
     let budget = Duration::from_secs(std::env::var("STREAMREEL_FUZZ_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(60));
     let started = Instant::now();
     let mut seeds = 0;

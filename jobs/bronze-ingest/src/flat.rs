@@ -335,10 +335,7 @@ mod tests {
     /// values. `STREAMREEL_FUZZ_SEED` reruns a printed seed.
     #[test]
     fn the_fast_reader_agrees_with_serde_on_random_lines() {
-        let seed: u64 = match std::env::var("STREAMREEL_FUZZ_SEED") {
-            Ok(seed) => seed.parse().expect("STREAMREEL_FUZZ_SEED is a number"),
-            Err(_) => std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_nanos() as u64 % 1_000_000_007,
-        };
+        let seed = streamreel_testkit::fuzz_seed();
         println!("flat JSON fuzz seed {seed}; rerun it: STREAMREEL_FUZZ_SEED={seed} cargo test --release -p bronze-ingest flat -- --nocapture");
         let mut rng = Pcg64::seed_from_u64(seed);
         let (mut read, mut given_up) = (0, 0);

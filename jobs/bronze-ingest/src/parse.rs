@@ -258,21 +258,9 @@ pub fn parse_line<'a>(line: &'a [u8], limits: &Limits) -> Result<Event<'a>, Reje
         Ok(line) => line,
         Err(e) => return Err(reject(RejectReason::InvalidUtf8, format!("the line is not valid UTF-8 (byte {})", e.valid_up_to() + 1))),
     };
-    let first = || line.bytes().find(|b| !b.is_ascii_whitespace());
-    let read = match RawEvent::read_flat(line) {
-        Some(raw) => Ok(raw),
-        None => serde_json::from_str::<RawEvent<'a>>(line),
-    };
-    let raw = match read {
-        Ok(raw) if first() == Some(b'{') => raw,
-        Ok(_) => return Err(reject(RejectReason::NotAnObject, "the line is JSON but not an object")),
-        Err(e) => {
-            return Err(if first() != Some(b'{') && serde_json::from_str::<IgnoredAny>(line).is_ok() {
-                reject(RejectReason::NotAnObject, "the line is JSON but not an object")
-            } else {
-                reject(RejectReason::InvalidJson, e.to_string())
-            });
-        }
+    let raw = match RawEvent::read_flat(line) {
+        Some(raw) => raw,
+        None => read_full(line)?,
     };
 
     let event_id = required_text(raw.event_id, "event_id")?;
@@ -344,6 +332,21 @@ pub fn parse_line<'a>(line: &'a [u8], limits: &Limits) -> Result<Event<'a>, Reje
         texts,
         invalid_fields: invalid,
     })
+}
+
+/// A line the fast reader gave up on, through serde_json; its errors are
+/// the reject's message.
+fn read_full(line: &str) -> Result<RawEvent<'_>, Reject> {
+    // serde reads a struct from an array too: only an object is an event.
+    let object = line.bytes().find(|b| !b.is_ascii_whitespace()) == Some(b'{');
+    match serde_json::from_str::<RawEvent<'_>>(line) {
+        Ok(raw) if object => Ok(raw),
+        Ok(_) => Err(reject(RejectReason::NotAnObject, "the line is JSON but not an object")),
+        Err(_) if !object && serde_json::from_str::<IgnoredAny>(line).is_ok() => {
+            Err(reject(RejectReason::NotAnObject, "the line is JSON but not an object"))
+        }
+        Err(e) => Err(reject(RejectReason::InvalidJson, e.to_string())),
+    }
 }
 
 fn kind(value: &Loose) -> &'static str {

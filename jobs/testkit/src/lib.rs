@@ -1,6 +1,6 @@
 //! Fixtures for the tests: a throw-away lake on the local disk or in the S3
-//! test bucket that `infra/bin/test` starts, landing objects, and a table
-//! read back as sorted rows of text.
+//! test bucket that `infra/bin/test` starts, landing objects, a table read
+//! back as sorted rows of text, and the seed of a randomized test.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -15,6 +15,17 @@ use streamreel_lake::{Config, Location, Shard, Table, TableSpec, Window};
 pub const ENV_TEST_BUCKET: &str = "STREAMREEL_TEST_S3_BUCKET";
 /// The variable test lakes read their IP hash key from.
 pub const TEST_KEY_ENV: &str = "STREAMREEL_TEST_IP_KEY";
+/// Set to rerun a randomized test with the seed it printed.
+pub const ENV_FUZZ_SEED: &str = "STREAMREEL_FUZZ_SEED";
+
+/// The seed of a randomized test: `STREAMREEL_FUZZ_SEED` when set, else
+/// one from the clock. The test prints it, so any failure can be rerun.
+pub fn fuzz_seed() -> u64 {
+    match std::env::var(ENV_FUZZ_SEED) {
+        Ok(seed) => seed.parse().unwrap_or_else(|_| panic!("{ENV_FUZZ_SEED} is a number, not {seed:?}")),
+        Err(_) => std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_nanos() as u64 % 1_000_000_007,
+    }
+}
 
 pub struct TestLake {
     pub config: Config,
