@@ -38,9 +38,12 @@ pub struct TableSpec {
     pub schema: SchemaRef,
     pub partition_columns: &'static [&'static str],
     /// Columns that get min/max statistics in the Delta log (data skipping).
+    /// Texts (and lists of them) get parquet chunk statistics only when they
+    /// are stats or sort columns.
     pub stats_columns: &'static [&'static str],
     /// High-cardinality columns where parquet dictionaries only cost time;
-    /// their chunk statistics are written only if they are stats columns.
+    /// their chunk statistics are written only if they are stats or sort
+    /// columns.
     pub plain_columns: &'static [&'static str],
     /// Rows of every written file are sorted by these columns, so that row
     /// groups cover narrow ranges of them (pruned by statistics on reads).

@@ -7,7 +7,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use ahash::AHashMap;
-use deltalake::arrow::array::{Array, ArrayData, ArrayRef, AsArray, MutableArrayData, RecordBatch, TimestampMicrosecondArray, make_array};
+use deltalake::arrow::array::{
+    Array, ArrayData, ArrayRef, AsArray, Capacities, MutableArrayData, RecordBatch, TimestampMicrosecondArray, make_array,
+};
 use deltalake::arrow::compute::{SortColumn, interleave, interleave_record_batch, lexsort_to_indices};
 use deltalake::arrow::datatypes::{DataType, Date32Type, Int32Type, Int64Type, Schema, SchemaRef, TimeUnit, TimestampMicrosecondType};
 use deltalake::arrow::error::ArrowError;
@@ -17,6 +19,7 @@ use deltalake::parquet::basic::Compression;
 use deltalake::parquet::file::metadata::ParquetMetaData;
 use deltalake::parquet::file::properties::{EnabledStatistics, WriterProperties};
 use deltalake::parquet::file::statistics::Statistics;
+use deltalake::parquet::schema::types::ColumnPath;
 use futures::{StreamExt, TryStreamExt};
 use object_store::{ObjectStore, ObjectStoreExt};
 use serde_json::{Map, Value, json};
@@ -100,9 +103,22 @@ impl TableWriter {
             .set_max_row_group_row_count(Some(spec.row_group_rows));
         for column in spec.plain_columns {
             properties = properties.set_column_dictionary_enabled((*column).into(), false);
-            if !spec.stats_columns.contains(column) {
-                properties = properties.set_column_statistics_enabled((*column).into(), EnabledStatistics::None);
+        }
+        // A text column's minimum and maximum cost two comparisons of every
+        // value, and over rows sorted by other columns they span nearly
+        // everything: only columns readers prune by keep them.
+        for field in spec.schema.fields() {
+            let column = field.name().as_str();
+            if spec.stats_columns.contains(&column) || spec.sort_columns.contains(&column) {
+                continue;
             }
+            let path = match field.data_type() {
+                DataType::Utf8 => ColumnPath::from(column),
+                DataType::List(item) => ColumnPath::new(vec![column.into(), "list".into(), item.name().clone()]),
+                _ if spec.plain_columns.contains(&column) => ColumnPath::from(column),
+                _ => continue,
+            };
+            properties = properties.set_column_statistics_enabled(path, EnabledStatistics::None);
         }
         TableWriter {
             encoder: FileEncoder { spec, location, file_schema, properties: properties.build() },
@@ -479,7 +495,20 @@ fn gather(batches: &[&RecordBatch], positions: &Positions, runs: &[(usize, usize
         .map(|c| {
             let data: Vec<ArrayData> = batches.iter().map(|b| b.column(c).to_data()).collect();
             let nulls = data.iter().any(|d| d.null_count() > 0);
-            let mut out = MutableArrayData::new(data.iter().collect(), nulls, positions.len());
+            // Texts get their bytes' room at once: grown as copied, their
+            // buffers were copied again at every doubling.
+            let capacities = match schema.field(c).data_type() {
+                DataType::Utf8 => {
+                    let texts: Vec<_> = batches.iter().map(|b| b.column(c).as_string::<i32>()).collect();
+                    let bytes = runs
+                        .iter()
+                        .map(|&(batch, start, end)| (texts[batch].value_offsets()[end] - texts[batch].value_offsets()[start]) as usize)
+                        .sum();
+                    Capacities::Binary(positions.len(), Some(bytes))
+                }
+                _ => Capacities::Array(positions.len()),
+            };
+            let mut out = MutableArrayData::with_capacities(data.iter().collect(), nulls, capacities);
             for &(batch, start, end) in runs {
                 out.try_extend(batch, start, end)?;
             }
@@ -662,6 +691,51 @@ mod tests {
         let positions: Positions = (0..1500).flat_map(|r| [(0, r), (1, r)]).collect();
         let file = writer.encoder.encode_group(&[&odd, &even], &Vec::new(), &positions).unwrap();
         assert_eq!(decoded(file), expected);
+    }
+
+    static STATISTICS: std::sync::LazyLock<TableSpec> = std::sync::LazyLock::new(|| TableSpec {
+        path: "test/statistics",
+        schema: Arc::new(Schema::new(vec![
+            Field::new("sorted_text", DataType::Utf8, false),
+            Field::new("pruned_text", DataType::Utf8, false),
+            Field::new("other_text", DataType::Utf8, false),
+            Field::new("texts", DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true))), false),
+            Field::new("number", DataType::Int64, false),
+            Field::new("plain_number", DataType::Int64, false),
+        ])),
+        partition_columns: &[],
+        stats_columns: &["pruned_text"],
+        plain_columns: &["plain_number"],
+        sort_columns: &["sorted_text"],
+        file_hours: None,
+        sort_by_hour: false,
+        row_group_rows: 700,
+        bucketed: false,
+        private: false,
+        key_columns: &[],
+    });
+
+    #[test]
+    fn texts_keep_statistics_only_where_readers_prune_by_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let location = Location::parse(dir.path().to_str().unwrap()).unwrap();
+        let writer = TableWriter::new(&STATISTICS, location.clone(), location.object_store().unwrap().0);
+        let text = |prefix: &str| Arc::new((0..10).map(|i| Some(format!("{prefix} {i}"))).collect::<StringArray>()) as ArrayRef;
+        let mut texts = ListBuilder::new(StringBuilder::new());
+        for i in 0..10 {
+            texts.values().append_value(format!("flag {i}"));
+            texts.append(true);
+        }
+        let numbers = Arc::new((0..10).collect::<Int64Array>()) as ArrayRef;
+        let batch = RecordBatch::try_new(
+            STATISTICS.schema.clone(),
+            vec![text("sorted"), text("pruned"), text("other"), Arc::new(texts.finish()), numbers.clone(), numbers],
+        )
+        .unwrap();
+        let file = writer.encoder.encode_group(&[&batch], &Vec::new(), &(0..10).map(|r| (0, r)).collect()).unwrap();
+        let with_statistics: Vec<String> =
+            file.metadata.row_group(0).columns().iter().filter(|c| c.statistics().is_some()).map(|c| c.column_path().string()).collect();
+        assert_eq!(with_statistics, vec!["sorted_text", "pruned_text", "number"]);
     }
 
     #[test]
