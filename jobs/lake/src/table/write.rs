@@ -642,19 +642,39 @@ mod tests {
         assert_eq!(gather(&used, &renumbered, &runs(&renumbered)).unwrap(), interleave_record_batch(&batches, &positions).unwrap());
     }
 
-    static SORTED: std::sync::LazyLock<TableSpec> = std::sync::LazyLock::new(|| TableSpec {
-        path: "test/sorted",
-        schema: Arc::new(Schema::new(vec![Field::new("name", DataType::Utf8, false), Field::new("value", DataType::Int64, false)])),
-        partition_columns: &[],
-        stats_columns: &[],
-        plain_columns: &[],
-        sort_columns: &["value"],
-        file_hours: None,
-        sort_by_hour: false,
-        row_group_rows: 700,
-        bucketed: false,
-        private: false,
-        key_columns: &[],
+    /// An unpartitioned test table of row groups of 700 rows.
+    fn spec(
+        fields: Vec<Field>,
+        stats_columns: &'static [&'static str],
+        plain_columns: &'static [&'static str],
+        sort_columns: &'static [&'static str],
+    ) -> TableSpec {
+        TableSpec {
+            path: "test/table",
+            schema: Arc::new(Schema::new(fields)),
+            partition_columns: &[],
+            stats_columns,
+            plain_columns,
+            sort_columns,
+            file_hours: None,
+            sort_by_hour: false,
+            row_group_rows: 700,
+            bucketed: false,
+            private: false,
+            key_columns: &[],
+        }
+    }
+
+    /// A writer of `spec` into a temporary directory (kept while it lives).
+    fn writer_of(spec: &'static TableSpec) -> (tempfile::TempDir, TableWriter) {
+        let dir = tempfile::tempdir().unwrap();
+        let location = Location::parse(dir.path().to_str().unwrap()).unwrap();
+        let writer = TableWriter::new(spec, location.clone(), location.object_store().unwrap().0);
+        (dir, writer)
+    }
+
+    static SORTED: std::sync::LazyLock<TableSpec> = std::sync::LazyLock::new(|| {
+        spec(vec![Field::new("name", DataType::Utf8, false), Field::new("value", DataType::Int64, false)], &[], &[], &["value"])
     });
 
     fn named(values: impl Iterator<Item = i64>) -> RecordBatch {
@@ -677,9 +697,7 @@ mod tests {
 
     #[test]
     fn a_file_holds_its_rows_sorted_whether_runs_are_sliced_or_gathered() {
-        let dir = tempfile::tempdir().unwrap();
-        let location = Location::parse(dir.path().to_str().unwrap()).unwrap();
-        let writer = TableWriter::new(&SORTED, location.clone(), location.object_store().unwrap().0);
+        let (_dir, writer) = writer_of(&SORTED);
         let expected: Vec<(String, i64)> = (0..3000).map(|v| (format!("row {v}"), v)).collect();
         // Two long runs, given in the wrong order: encoded as slices.
         let (low, high) = (named(0..1500), named(1500..3000));
@@ -693,33 +711,21 @@ mod tests {
         assert_eq!(decoded(file), expected);
     }
 
-    static STATISTICS: std::sync::LazyLock<TableSpec> = std::sync::LazyLock::new(|| TableSpec {
-        path: "test/statistics",
-        schema: Arc::new(Schema::new(vec![
+    static STATISTICS: std::sync::LazyLock<TableSpec> = std::sync::LazyLock::new(|| {
+        let fields = vec![
             Field::new("sorted_text", DataType::Utf8, false),
             Field::new("pruned_text", DataType::Utf8, false),
             Field::new("other_text", DataType::Utf8, false),
             Field::new("texts", DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true))), false),
             Field::new("number", DataType::Int64, false),
             Field::new("plain_number", DataType::Int64, false),
-        ])),
-        partition_columns: &[],
-        stats_columns: &["pruned_text"],
-        plain_columns: &["plain_number"],
-        sort_columns: &["sorted_text"],
-        file_hours: None,
-        sort_by_hour: false,
-        row_group_rows: 700,
-        bucketed: false,
-        private: false,
-        key_columns: &[],
+        ];
+        spec(fields, &["pruned_text"], &["plain_number"], &["sorted_text"])
     });
 
     #[test]
     fn texts_keep_statistics_only_where_readers_prune_by_them() {
-        let dir = tempfile::tempdir().unwrap();
-        let location = Location::parse(dir.path().to_str().unwrap()).unwrap();
-        let writer = TableWriter::new(&STATISTICS, location.clone(), location.object_store().unwrap().0);
+        let (_dir, writer) = writer_of(&STATISTICS);
         let text = |prefix: &str| Arc::new((0..10).map(|i| Some(format!("{prefix} {i}"))).collect::<StringArray>()) as ArrayRef;
         let mut texts = ListBuilder::new(StringBuilder::new());
         for i in 0..10 {
