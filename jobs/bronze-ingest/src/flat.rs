@@ -18,6 +18,9 @@ use crate::parse::Loose;
 /// Reads `line` as one flat object, handing each key and value to `field`
 /// in order; `field` returns false to give up. `None` when the line is not
 /// in the subset this reader takes.
+// Here and on `value`: one call site, run for every field of every line;
+// out of line they cost bronze 3 % more instructions.
+#[inline(always)]
 pub(crate) fn read_flat<'a>(line: &'a str, mut field: impl FnMut(&'a str, Loose<'a>) -> bool) -> Option<()> {
     let b = line.as_bytes();
     let mut i = skip_space(b, 0);
@@ -104,6 +107,7 @@ fn bytes_below(word: u64, limit: u8) -> u64 {
 }
 
 /// The value that starts at `i` and the index after it.
+#[inline(always)]
 fn value(line: &str, i: usize) -> Option<(Loose<'_>, usize)> {
     let b = line.as_bytes();
     let literal = |word: &[u8], value: Loose<'static>| b[i..].starts_with(word).then_some((value, i + word.len()));
@@ -167,7 +171,7 @@ fn number(b: &[u8], mut i: usize) -> Option<(Loose<'static>, usize)> {
             return None;
         }
         let n = whole.iter().fold(0i64, |n, d| n * 10 + i64::from(d - b'0'));
-        return Some((Loose::Integer(i128::from(if negative { -n } else { n })), i));
+        return Some((Loose::Integer(if negative { -n } else { n }), i));
     }
     let mut significand: u64 = 0;
     let mut significant_digits = 0;

@@ -139,8 +139,7 @@ pub fn parse_object(job: &ObjectJob, bytes: Bytes, events: &mut EventBatchBuilde
                         source_object: &job.name,
                         line_number: line_number as i64,
                         run_id: &job.run_id,
-                        // Valid UTF-8: parse_line checked.
-                        raw_line: std::str::from_utf8(bytes).unwrap_or_default(),
+                        raw_line: e.line,
                         landing_date,
                         landing_hour,
                         object_bucket,
