@@ -71,7 +71,19 @@ pub static EVENTS: LazyLock<TableSpec> = LazyLock::new(|| {
         schema: Arc::new(Schema::new(fields)),
         partition_columns: &[LANDING_DATE, LANDING_HOUR, OBJECT_BUCKET],
         stats_columns: &["event_timestamp", "customer_id", "title_id", "event_type", "line_number"],
-        plain_columns: &["event_id", "raw_line", "ip_address", "device_id", "session_id", "event_timestamp", "line_number"],
+        // Positions and watch totals are nearly unique per event, so a
+        // dictionary only adds to them (see silver's events table).
+        plain_columns: &[
+            "event_id",
+            "raw_line",
+            "ip_address",
+            "device_id",
+            "session_id",
+            "event_timestamp",
+            "line_number",
+            "position_seconds",
+            "watch_duration_seconds",
+        ],
         sort_columns: &[],
         file_hours: None,
         sort_by_hour: false,
