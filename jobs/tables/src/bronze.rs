@@ -72,7 +72,8 @@ pub static EVENTS: LazyLock<TableSpec> = LazyLock::new(|| {
         partition_columns: &[LANDING_DATE, LANDING_HOUR, OBJECT_BUCKET],
         stats_columns: &["event_timestamp", "customer_id", "title_id", "event_type", "line_number"],
         // Positions and watch totals are nearly unique per event, so a
-        // dictionary only adds to them (see silver's events table).
+        // dictionary only adds to them, and their chunk statistics span
+        // everything (see silver's events table).
         plain_columns: &[
             "event_id",
             "raw_line",

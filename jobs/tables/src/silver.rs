@@ -92,8 +92,10 @@ pub static EVENTS: LazyLock<TableSpec> = LazyLock::new(|| TableSpec {
     // the table was a fifth larger: 231 against 188 MB for a 5M-event day).
     // Playhead positions and running watch totals are nearly unique per
     // event: dictionaries made them larger, not smaller (0.71 + 0.60 MB
-    // against 0.57 + 0.49 MB for an hour); completion percentages repeat
-    // (a tenth of a point) and keep theirs.
+    // against 0.57 + 0.49 MB for an hour), and as plain numbers they keep
+    // no chunk statistics, which span a row group's whole range anyway
+    // (docs/tables.md); completion percentages repeat (a tenth of a point)
+    // and keep their dictionary.
     plain_columns: &["event_id", "event_key", "event_timestamp", "line_number", "position_seconds", "watch_duration_seconds"],
     sort_columns: &["event_timestamp"],
     file_hours: None,
