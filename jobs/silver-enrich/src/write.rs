@@ -78,11 +78,21 @@ fn region_filter(regions: Regions) -> RowFilter {
         let customer = batch.column_by_name("customer_id").expect("customer_id").as_string::<i32>();
         let key = batch.column_by_name("session_key").expect("session_key").as_string::<i32>();
         let start = batch.column_by_name("session_start").expect("session_start").as_primitive::<TimestampMicrosecondType>();
+        // Segments lie sorted by session, so a row's identity is mostly the
+        // row before's: its region is looked up once per run of rows.
+        let mut last: Option<(&str, &str, Option<&[(i64, i64)]>)> = None;
         let matches = (0..batch.num_rows()).map(|i| {
             let (c, k, t) = (customer.value(i), key.value(i), start.value(i));
-            Some(by_hash.get(&key_hash(&[c, k])).is_some_and(|identities| {
-                identities.iter().any(|(ic, ik, region)| ic == c && ik == k && region.iter().any(|&(a, b)| a <= t && t <= b))
-            }))
+            let region = match last {
+                Some((lc, lk, region)) if lc == c && lk == k => region,
+                _ => {
+                    let identities = by_hash.get(&key_hash(&[c, k]));
+                    let region = identities.and_then(|ids| ids.iter().find(|(ic, ik, _)| ic == c && ik == k)).map(|(_, _, r)| r.as_slice());
+                    last = Some((c, k, region));
+                    region
+                }
+            };
+            Some(region.is_some_and(|region| region.iter().any(|&(a, b)| a <= t && t <= b)))
         });
         matches.collect::<BooleanArray>()
     })

@@ -10,9 +10,10 @@ use ahash::AHashMap;
 use deltalake::arrow::array::{
     Array, ArrayData, ArrayRef, AsArray, Capacities, MutableArrayData, RecordBatch, TimestampMicrosecondArray, make_array,
 };
-use deltalake::arrow::compute::{SortColumn, interleave, interleave_record_batch, lexsort_to_indices};
+use deltalake::arrow::compute::{interleave, interleave_record_batch};
 use deltalake::arrow::datatypes::{DataType, Date32Type, Int32Type, Int64Type, Schema, SchemaRef, TimeUnit, TimestampMicrosecondType};
 use deltalake::arrow::error::ArrowError;
+use deltalake::arrow::row::{RowConverter, SortField};
 use deltalake::kernel::Add;
 use deltalake::parquet::arrow::ArrowWriter;
 use deltalake::parquet::basic::Compression;
@@ -355,14 +356,21 @@ impl FileEncoder {
             let Some(arrays) = batches.iter().map(|b| b.column_by_name(name).map(|c| c.as_ref())).collect::<Option<Vec<&dyn Array>>>() else {
                 continue;
             };
-            let values = interleave(&arrays, rows).map_err(|e| self.failed("a partition", e))?;
-            columns.push(SortColumn { values, options: None });
+            columns.push(interleave(&arrays, rows).map_err(|e| self.failed("a partition", e))?);
         }
         if columns.is_empty() {
             return Ok(rows.clone());
         }
-        let order = lexsort_to_indices(&columns, None).map_err(|e| self.failed("a partition", e))?;
-        Ok(order.values().iter().map(|i| rows[*i as usize]).collect())
+        // Sort keys in arrow's row format compare as bytes, where a
+        // comparator per column compared texts through a call per column
+        // per comparison. The sort is stable: stored rows come back as
+        // sorted runs, which it merges instead of sorting again, and rows
+        // with equal keys keep their input order.
+        let fields = columns.iter().map(|c| SortField::new(c.data_type().clone())).collect();
+        let keys = RowConverter::new(fields).and_then(|converter| converter.convert_columns(&columns)).map_err(|e| self.failed("a partition", e))?;
+        let mut order: Vec<usize> = (0..rows.len()).collect();
+        order.sort_by(|&a, &b| keys.row(a).cmp(&keys.row(b)));
+        Ok(order.into_iter().map(|i| rows[i]).collect())
     }
 
     /// The batch without partition columns, in the file schema's order.
