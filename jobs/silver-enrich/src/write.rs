@@ -70,6 +70,8 @@ async fn duplicates_change(table: &Table, rows: Vec<DuplicateRow>, reads: BTreeS
 fn region_filter(regions: Regions) -> RowFilter {
     // Identities by the hash of (customer, session key), checked by their text.
     type Identities = Vec<(String, String, Vec<(i64, i64)>)>;
+    /// An identity's region, if it has one.
+    type Region<'a> = Option<&'a [(i64, i64)]>;
     let mut by_hash: AHashMap<i64, Identities> = AHashMap::new();
     for ((customer, key), region) in regions {
         by_hash.entry(key_hash(&[&customer, &key])).or_default().push((customer, key, region));
@@ -80,7 +82,7 @@ fn region_filter(regions: Regions) -> RowFilter {
         let start = batch.column_by_name("session_start").expect("session_start").as_primitive::<TimestampMicrosecondType>();
         // Segments lie sorted by session, so a row's identity is mostly the
         // row before's: its region is looked up once per run of rows.
-        let mut last: Option<(&str, &str, Option<&[(i64, i64)]>)> = None;
+        let mut last: Option<(&str, &str, Region<'_>)> = None;
         let matches = (0..batch.num_rows()).map(|i| {
             let (c, k, t) = (customer.value(i), key.value(i), start.value(i));
             let region = match last {
