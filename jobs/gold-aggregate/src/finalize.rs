@@ -17,7 +17,7 @@ use streamreel_tables::gold::{
 use streamreel_tables::silver::day_and_bucket;
 
 use crate::changes::Touched;
-use crate::metrics::{INTERVAL_MICROS, INTERVALS_PER_DAY};
+use crate::metrics::{INTERVAL_MICROS, INTERVALS_PER_DAY, retention_bucket_bounds};
 use crate::shard::read_rows;
 
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -181,17 +181,20 @@ fn sum_retention(parts: &[RetentionPart], metadata: &Metadata, loaded_at: i64) -
         let Some(duration) = metadata.duration(title_id) else { continue };
         let title = metadata.get(title_id).and_then(|v| v.title.clone());
         let at_zero = viewers[0];
-        rows.extend((0..RETENTION_BUCKETS).map(|bucket| RetentionRow {
-            title_id: title_id.to_string(),
-            title: title.clone(),
-            bucket: bucket as i32,
-            bucket_start_seconds: duration * bucket as f64 / RETENTION_BUCKETS as f64,
-            bucket_end_seconds: duration * (bucket + 1) as f64 / RETENTION_BUCKETS as f64,
-            viewers: viewers[bucket],
-            retention_share: (at_zero > 0).then(|| viewers[bucket] as f64 / at_zero as f64),
-            dropoff_viewers: dropoff[bucket],
-            total_viewers,
-            _loaded_at: loaded_at,
+        rows.extend((0..RETENTION_BUCKETS).map(|bucket| {
+            let (bucket_start_seconds, bucket_end_seconds) = retention_bucket_bounds(duration, bucket);
+            RetentionRow {
+                title_id: title_id.to_string(),
+                title: title.clone(),
+                bucket: bucket as i32,
+                bucket_start_seconds,
+                bucket_end_seconds,
+                viewers: viewers[bucket],
+                retention_share: (at_zero > 0).then(|| viewers[bucket] as f64 / at_zero as f64),
+                dropoff_viewers: dropoff[bucket],
+                total_viewers,
+                _loaded_at: loaded_at,
+            }
         }));
     }
     rows

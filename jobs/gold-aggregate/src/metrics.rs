@@ -293,12 +293,21 @@ pub fn retention_part(title_id: &str, duration: f64, viewers: &[Viewing<'_>], cu
 /// Slack for positions rounded on their way through the tables.
 const COVERAGE_EPSILON: f64 = 1e-9;
 
+/// A retention bucket's start and end in seconds of a title: what
+/// `gold/video_retention` publishes, and what coverage is measured against.
+pub fn retention_bucket_bounds(duration: f64, bucket: usize) -> (f64, f64) {
+    let buckets = RETENTION_BUCKETS as f64;
+    (duration * bucket as f64 / buckets, duration * (bucket + 1) as f64 / buckets)
+}
+
 /// Per retention bucket, the latest start and the earliest end of an
 /// interval that covers it: (start + ε, end − ε) of the bucket.
 fn coverage_limits(duration: f64) -> Vec<(f64, f64)> {
-    let buckets = RETENTION_BUCKETS as f64;
     (0..RETENTION_BUCKETS)
-        .map(|b| (duration * b as f64 / buckets + COVERAGE_EPSILON, duration * (b + 1) as f64 / buckets - COVERAGE_EPSILON))
+        .map(|bucket| {
+            let (start, end) = retention_bucket_bounds(duration, bucket);
+            (start + COVERAGE_EPSILON, end - COVERAGE_EPSILON)
+        })
         .collect()
 }
 
