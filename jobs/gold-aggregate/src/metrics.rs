@@ -176,7 +176,7 @@ pub fn video_daily_parts(sessions: &[SessionRow], settings: &MetricSettings) -> 
                 .map(|own| {
                     distinct_sessions += match own {
                         [_] => 1,
-                        _ => distinct_count(own.iter().map(|s| (s.session_key.as_str(), s.session_start))),
+                        _ => distinct_count(own.iter().map(|s| session_id(s))),
                     };
                     Measures::of(own, settings)
                 })
